@@ -1,0 +1,63 @@
+// swift-tools-version:6.1
+//
+// portunus-uring: an io_uring TCP/UDP port forwarder.
+// Dependency arrows are one-way (see ../shared/STYLE.md):
+//   portunus-uring (executable) -> PortunusEngine -> PortunusRing -> CLiburing
+//   PortunusEngine -> PortunusConfig
+//   PortunusConfig depends on nothing of ours.
+import PackageDescription
+
+let package = Package(
+    name: "portunus-uring",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "portunus-uring", targets: ["portunus-uring"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // liburing from Debian's liburing-dev; shim.h re-exports what Swift cannot import.
+        .systemLibrary(
+            name: "CLiburing",
+            path: "CLiburing",
+            pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]
+        ),
+        // The only Swift code that imports CLiburing.
+        .target(name: "PortunusRing", dependencies: ["CLiburing"]),
+        // TOML -> validated, immutable, typed model. Knows nothing of io_uring.
+        .target(
+            name: "PortunusConfig",
+            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
+        ),
+        // Workers (one ring per core), connection slab, relay state machines.
+        .target(
+            name: "PortunusEngine",
+            dependencies: [
+                "PortunusRing", "PortunusConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "portunus-uring",
+            dependencies: [
+                "PortunusEngine", "PortunusConfig",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Blocking-socket helpers, echo servers and process runners shared by the tests.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "PortunusRingTests", dependencies: ["PortunusRing"]),
+        .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig"]),
+        .testTarget(
+            name: "PortunusEngineTests",
+            dependencies: ["PortunusEngine", "PortunusConfig", "TestSupport"]
+        ),
+        // Runs the real binary (built by `swift build` first) against real backends on loopback.
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
+    ]
+)

@@ -1,0 +1,56 @@
+/// One half of a relay (client -> upstream or upstream -> client).
+struct RelayHalf {
+    enum Phase: UInt8 {
+        case idle       // nothing in flight
+        case reading    // recv (or poll + splice in) in flight
+        case writing    // send (or splice out) in flight
+        case parked     // buffer ring ran dry: waits for a returned buffer
+        case finished   // EOF seen and passed on with shutdown(SHUT_WR)
+    }
+
+    var phase: Phase = .idle
+    /// Buffers path: the provided buffer being sent, and the bytes of it still to send.
+    var buffer: UInt16 = 0
+    var offset: Int32 = 0
+    var length: Int32 = 0
+    /// Splice path: this half's pipe (taken from the worker's pool on first use) and
+    /// the bytes sitting in it.
+    var pipeRead: Int32 = -1
+    var pipeWrite: Int32 = -1
+    var inPipe: Int32 = 0
+}
+
+/// A connection record in the worker's slab: preallocated, reused, never freed while
+/// the worker runs. A slot is reused only when `inFlight` is back to zero, and its
+/// generation is bumped then, so a late completion can never touch the next occupant.
+struct Connection {
+    enum State: UInt8 {
+        case free
+        case connecting   // upstream connect (+ link timeout) in flight
+        case relaying
+        case closing      // cancels issued; waiting for in-flight operations to end
+    }
+
+    var generation: UInt32 = 0
+    var state: State = .free
+    /// Close with RST (an error or reset on one side closes both abruptly).
+    var reset = false
+    var client: Int32 = -1
+    var upstream: Int32 = -1
+    /// Listener index in the plan, and the endpoint being dialled.
+    var listener: Int32 = 0
+    var rule: Int32 = 0
+    var endpoint: Int32 = 0
+    /// SQEs submitted whose completion has not arrived yet.
+    var inFlight: Int32 = 0
+    /// Next free slot when free.
+    var nextFree: Int32 = -1
+    var up = RelayHalf()
+    var down = RelayHalf()
+
+    @inline(__always)
+    subscript(direction: Direction) -> RelayHalf {
+        get { direction == .up ? up : down }
+        set { if direction == .up { up = newValue } else { down = newValue } }
+    }
+}

@@ -1,0 +1,166 @@
+import Glibc
+import Logging
+import PortunusConfig
+import PortunusRing
+
+/// Every problem that stopped the engine from starting, one per rule and port.
+public struct EngineStartupError: Error, Sendable, CustomStringConvertible {
+    public let problems: [EngineError]
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// The data plane: N workers, each a thread with its own ring and its own
+/// SO_REUSEPORT listeners on every listen port (IPv4 and IPv6).
+///
+/// Lifecycle: `init` compiles the plan and binds every listener (so a port in use is
+/// reported before anything runs), `start()` launches the workers, `stop()` asks them
+/// to stop accepting and drain, `wait()` returns when all have ended.
+public final class Engine: @unchecked Sendable {
+    // @unchecked: `threads` and `started` are touched only by the thread that owns the
+    // Engine (start/wait); `wakeFDs` and `counters` are immutable after init and
+    // WorkerCounters is safe to read from any thread.
+    public let plan: ForwardingPlan
+    public let settings: EngineSettings
+    private let logger: Logger
+    private let drainMs: Int
+    private var setups: [WorkerSetup] = []
+    private var threads: [pthread_t] = []
+    private let workerCounters: [WorkerCounters]
+
+    public init(configuration: Configuration, settings: EngineSettings, logger: Logger) throws(EngineStartupError) {
+        do { plan = try ForwardingPlan.compile(configuration) } catch { throw EngineStartupError(problems: [error]) }
+        self.settings = settings
+        self.logger = logger
+        let drain = configuration.global.shutdownDrain.components
+        drainMs = Int(drain.seconds) * 1000 + Int(drain.attoseconds / 1_000_000_000_000_000)
+        ProcessSetup.ignoreSIGPIPE()
+        ProcessSetup.raiseOpenFileLimit()
+        do { try ProcessSetup.probeIOUring() } catch { throw EngineStartupError(problems: [.ioUringUnavailable(error)]) }
+
+        let problems = Self.probePorts(plan)
+        guard problems.isEmpty else { throw EngineStartupError(problems: problems) }
+        let rules = plan.ruleNames.count
+        workerCounters = (0..<settings.workers).map { _ in WorkerCounters(rules: rules) }
+        do {
+            for index in 0..<settings.workers { setups.append(try makeSetup(index)) }
+        } catch {
+            closeAll()
+            throw EngineStartupError(problems: [error])
+        }
+    }
+
+    /// Binds each listen port once without SO_REUSEPORT: with it, a second forwarder
+    /// run by the same user would silently share the port instead of failing.
+    private static func probePorts(_ plan: ForwardingPlan) -> [EngineError] {
+        var problems: [EngineError] = []
+        for listener in plan.listeners {
+            for family in [SocketAddress.Family.ipv4, .ipv6] {
+                do {
+                    let fd = try Sockets.listener(family, port: listener.port, reusePort: false, backlog: 1)
+                    Sockets.close(fd)
+                } catch {
+                    if family == .ipv6 && (error.errno == EAFNOSUPPORT || error.errno == EADDRNOTAVAIL) { continue }
+                    problems.append(bindError(plan, listener, error))
+                    break
+                }
+            }
+        }
+        return problems
+    }
+
+    private static func bindError(_ plan: ForwardingPlan, _ listener: ForwardingPlan.Listener, _ error: SystemError) -> EngineError {
+        let code = switch error.errno {
+        case EADDRINUSE: "port_in_use"
+        case EACCES, EPERM: "permission_denied"
+        default: "bind_failed"
+        }
+        return .bind(rule: plan.ruleNames[listener.rule], port: listener.port, code: code, error)
+    }
+
+    private func makeSetup(_ index: Int) throws(EngineError) -> WorkerSetup {
+        var fds: [Int32] = []
+        var planIndex: [Int] = []
+        for (i, listener) in plan.listeners.enumerated() {
+            for family in [SocketAddress.Family.ipv4, .ipv6] {
+                do {
+                    fds.append(try Sockets.listener(family, port: listener.port, reusePort: true, backlog: settings.backlog))
+                    planIndex.append(i)
+                } catch {
+                    if family == .ipv6 && (error.errno == EAFNOSUPPORT || error.errno == EADDRNOTAVAIL) { continue }
+                    for fd in fds { Sockets.close(fd) }
+                    throw Self.bindError(plan, listener, error)
+                }
+            }
+        }
+        let wake: Int32
+        do { wake = try EventFD.make() } catch {
+            for fd in fds { Sockets.close(fd) }
+            throw .workerSetup(worker: index, error)
+        }
+        return WorkerSetup(index: index, plan: plan, settings: settings, listenerFDs: fds, listenerPlanIndex: planIndex,
+                           wakeFD: wake, counters: workerCounters[index], logger: logger)
+    }
+
+    private func closeAll() {
+        for setup in setups {
+            for fd in setup.listenerFDs { Sockets.close(fd) }
+            Sockets.close(setup.wakeFD)
+        }
+        setups.removeAll()
+    }
+
+    /// Starts every worker and returns once all rings are up, or throws if any failed
+    /// (the others are stopped again).
+    public func start() throws(EngineStartupError) {
+        let latch = StartupLatch<EngineError>(count: setups.count)
+        let drainMs = drainMs
+        for setup in setups {
+            threads.append(spawnThread {
+                let worker: Worker
+                do throws(SystemError) {
+                    worker = try Worker(setup, drainMs: drainMs)
+                } catch {
+                    for fd in setup.listenerFDs { Sockets.close(fd) }
+                    latch.arrive(.workerSetup(worker: setup.index, error))
+                    return
+                }
+                latch.arrive()
+                worker.run()
+            })
+        }
+        let failures = latch.wait()
+        if !failures.isEmpty {
+            stop()
+            wait()
+            throw EngineStartupError(problems: failures)
+        }
+    }
+
+    /// Asks every worker to stop accepting and to drain (async-signal-safe: one write
+    /// to each worker's eventfd). Safe to call more than once.
+    public func stop() {
+        for setup in setups { EventFD.signal(setup.wakeFD) }
+    }
+
+    /// Waits until every worker has ended, then releases the wake-up fds.
+    public func wait() {
+        for thread in threads { pthread_join(thread, nil) }
+        threads.removeAll()
+        for setup in setups { Sockets.close(setup.wakeFD) }
+        setups.removeAll()
+    }
+
+    /// Per-rule counters summed over the workers, in rule order.
+    public func counters() -> [RuleCounters] {
+        (0..<plan.ruleNames.count).map { rule in
+            var totals = RuleCounters()
+            for worker in workerCounters { worker.add(into: &totals, rule: rule) }
+            return totals
+        }
+    }
+
+    /// The IPv4 and IPv6 listen ports, for logs and tests.
+    public var listenPorts: [(rule: String, port: UInt16)] {
+        plan.listeners.map { (plan.ruleNames[$0.rule], $0.port) }
+    }
+}

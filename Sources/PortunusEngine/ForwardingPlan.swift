@@ -1,0 +1,53 @@
+import PortunusConfig
+import PortunusRing
+
+/// What every worker forwards, compiled once from the validated configuration so that
+/// no worker re-reads strings: one entry per listen port, each with its targets'
+/// socket addresses in the order they are dialled (priority, then file order).
+public struct ForwardingPlan: Sendable {
+    struct Listener: Sendable {
+        /// Index into ``ruleNames``.
+        let rule: Int
+        let port: UInt16
+        /// Indices into ``endpoints``, in dialling order.
+        let endpoints: Range<Int>
+    }
+
+    public let ruleNames: [String]
+    let listeners: [Listener]
+    let endpoints: [SocketAddress]
+
+    /// Compiles `config`; refuses what this version cannot forward yet instead of
+    /// silently forwarding it wrongly.
+    public static func compile(_ config: Configuration) throws(EngineError) -> ForwardingPlan {
+        var listeners: [Listener] = []
+        var endpoints: [SocketAddress] = []
+        for (ruleIndex, rule) in config.rules.enumerated() {
+            guard rule.proto == .tcp else {
+                throw .unsupported(rule: rule.name, key: "protocol", what: "UDP forwarding")
+            }
+            for (i, target) in rule.targets.enumerated() where target.proxyProtocol != nil {
+                throw .unsupported(rule: rule.name, key: "targets[\(i)].proxy_protocol", what: "the PROXY protocol prelude")
+            }
+            for offset in 0..<rule.listenPorts.count {
+                let first = endpoints.count
+                for (i, target) in rule.targets.enumerated() {
+                    // A listen range maps by offset onto a target range of the same width
+                    // (validation guarantees the widths match).
+                    let port = target.ports.count > 1 ? target.ports.port(atOffset: offset) : target.ports.lower
+                    switch target.host {
+                    case let .ipv4(address):
+                        endpoints.append(SocketAddress(ipv4: address.octets, port: port))
+                    case let .ipv6(address):
+                        endpoints.append(SocketAddress(ipv6: address.octets, port: port))
+                    case let .name(name):
+                        let key = rule.targets.count == 1 ? "target" : "targets[\(i)].host"
+                        throw .unsupported(rule: rule.name, key: key, what: "DNS target \"\(name)\"")
+                    }
+                }
+                listeners.append(Listener(rule: ruleIndex, port: rule.listenPorts.port(atOffset: offset), endpoints: first..<endpoints.count))
+            }
+        }
+        return ForwardingPlan(ruleNames: config.rules.map(\.name), listeners: listeners, endpoints: endpoints)
+    }
+}

@@ -1,0 +1,39 @@
+/// The `kind` byte of ``PortunusRing/UserData`` for every operation the engine submits.
+/// Per-direction operations come in pairs: `base + Direction.rawValue`.
+enum OperationKind: UInt8 {
+    case accept = 1          // slot = listener index
+    case wake = 2            // poll on the worker's eventfd
+    case drainTimer = 3      // end of the shutdown drain budget
+    case connect = 4
+    case connectTimeout = 5
+    case cancel = 6
+    case stopAccept = 7      // cancel of a listener's multishot accept on stop
+    case recv = 8            // +1 for .down
+    case send = 10
+    case poll = 12
+    case spliceIn = 14       // socket -> pipe
+    case spliceOut = 16      // pipe -> socket
+
+    @inline(__always)
+    static func decode(_ raw: UInt8) -> (OperationKind, Direction)? {
+        if raw >= OperationKind.recv.rawValue {
+            guard let kind = OperationKind(rawValue: raw & ~1) else { return nil }
+            return (kind, Direction(rawValue: raw & 1)!)
+        }
+        guard let kind = OperationKind(rawValue: raw) else { return nil }
+        return (kind, .up)
+    }
+
+    @inline(__always)
+    func raw(_ direction: Direction) -> UInt8 { rawValue + direction.rawValue }
+}
+
+/// The two halves of a relay.
+enum Direction: UInt8 {
+    /// client -> upstream
+    case up = 0
+    /// upstream -> client
+    case down = 1
+
+    @inline(__always) var other: Direction { self == .up ? .down : .up }
+}

@@ -1,0 +1,42 @@
+import PortunusRing
+
+/// FIFO of relay halves waiting for a provided buffer (their recv failed with
+/// -ENOBUFS). Fixed capacity, allocated once. Entries are tagged user_data values, so
+/// an entry whose connection has since closed resolves to nothing and is skipped.
+struct ParkedQueue {
+    private var items: [UInt64]
+    private var head = 0
+    private(set) var count = 0
+
+    init(capacity: Int) {
+        items = [UInt64](repeating: 0, count: max(capacity, 1))
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Returns false when full; the caller then compacts with `removeAll(where:)`.
+    mutating func push(_ entry: UserData) -> Bool {
+        guard count < items.count else { return false }
+        items[(head + count) % items.count] = entry.rawValue
+        count += 1
+        return true
+    }
+
+    mutating func pop() -> UserData? {
+        guard count > 0 else { return nil }
+        let value = items[head]
+        head = (head + 1) % items.count
+        count -= 1
+        return UserData(rawValue: value)
+    }
+
+    /// Drops entries for which `isStale` holds, keeping order.
+    mutating func removeAll(where isStale: (UserData) -> Bool) {
+        var kept: [UInt64] = []
+        kept.reserveCapacity(count)
+        while let entry = pop() {
+            if !isStale(entry) { kept.append(entry.rawValue) }
+        }
+        for value in kept { _ = push(UserData(rawValue: value)) }
+    }
+}

@@ -1,0 +1,64 @@
+import Synchronization
+
+/// Per-rule totals, summed over all workers at the moment of reading.
+public struct RuleCounters: Sendable, Equatable {
+    public var bytesIn: UInt64 = 0           // client -> upstream payload bytes delivered
+    public var bytesOut: UInt64 = 0          // upstream -> client payload bytes delivered
+    public var connectionsActive: UInt64 = 0
+    public var connectionsTotal: UInt64 = 0
+    public var connectFailures: UInt64 = 0   // refused, timed out or unreachable dials
+    public var rejected: UInt64 = 0          // accepted but dropped: no free connection slot
+    public init() {}
+}
+
+/// What each counter slot holds.
+enum CounterField: Int, CaseIterable {
+    case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected
+}
+
+/// One worker's counters. Written only by that worker's thread and read by any thread:
+/// each word is accessed with relaxed atomic loads and stores (never read-modify-write),
+/// so the hot path pays a plain load and store and no cache line is shared by writers.
+final class WorkerCounters: @unchecked Sendable {
+    // @unchecked: the storage is only mutated by its owning worker thread, through
+    // atomic stores; other threads only perform atomic loads.
+    private let storage: UnsafeMutablePointer<Atomic<UInt64>>
+    private let rules: Int
+
+    init(rules: Int) {
+        self.rules = rules
+        let n = rules * CounterField.allCases.count
+        storage = .allocate(capacity: n)
+        for i in 0..<n { (storage + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        storage.deinitialize(count: rules * CounterField.allCases.count)
+        storage.deallocate()
+    }
+
+    @inline(__always)
+    private func index(_ field: CounterField, _ rule: Int) -> Int {
+        rule * CounterField.allCases.count + field.rawValue
+    }
+
+    /// Adds `amount` (wrapping, so a decrement is `add(0 &- 1)`). Owner thread only.
+    @inline(__always)
+    func add(_ field: CounterField, rule: Int, _ amount: UInt64) {
+        let i = index(field, rule)
+        storage[i].store(storage[i].load(ordering: .relaxed) &+ amount, ordering: .relaxed)
+    }
+
+    func load(_ field: CounterField, rule: Int) -> UInt64 {
+        storage[index(field, rule)].load(ordering: .relaxed)
+    }
+
+    func add(into totals: inout RuleCounters, rule: Int) {
+        totals.bytesIn &+= load(.bytesIn, rule: rule)
+        totals.bytesOut &+= load(.bytesOut, rule: rule)
+        totals.connectionsActive &+= load(.connectionsActive, rule: rule)
+        totals.connectionsTotal &+= load(.connectionsTotal, rule: rule)
+        totals.connectFailures &+= load(.connectFailures, rule: rule)
+        totals.rejected &+= load(.rejected, rule: rule)
+    }
+}

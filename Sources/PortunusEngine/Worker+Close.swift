@@ -1,0 +1,60 @@
+import PortunusRing
+
+/// Tearing a connection down: nothing is closed while the kernel may still use it.
+/// `close()` does not cancel in-flight io_uring requests, so every request on both
+/// sockets is cancelled first and the fds are closed only when the last completion
+/// is in (IO_URING_NOTES.md).
+extension Worker {
+    func close(_ slot: Int32, reset: Bool) {
+        if slab[slot].state == .closing {
+            if reset { slab[slot].reset = true }
+            return
+        }
+        slab[slot].state = .closing
+        slab[slot].reset = reset
+        if slab[slot].inFlight == 0 {
+            release(slot)
+            return
+        }
+        cancelAll(slot, slab[slot].client)
+        cancelAll(slot, slab[slot].upstream)
+    }
+
+    private func cancelAll(_ slot: Int32, _ fd: Int32) {
+        guard fd >= 0 else { return }
+        ring.prepareCancelAll(fd: fd, userData: userData(slot, .cancel))
+        slab[slot].inFlight += 1
+    }
+
+    @inline(__always)
+    func finishIfIdle(_ slot: Int32) {
+        if slab[slot].state == .closing && slab[slot].inFlight == 0 { release(slot) }
+    }
+
+    /// Closes the sockets, keeps empty pipes for the next connection, frees the slot.
+    private func release(_ slot: Int32) {
+        let connection = slab[slot]
+        closeSocket(connection.client, reset: connection.reset)
+        closeSocket(connection.upstream, reset: connection.reset)
+        releasePipe(connection.up)
+        releasePipe(connection.down)
+        counters.add(.connectionsActive, rule: Int(connection.rule), 0 &- 1)
+        slab.release(slot)
+    }
+
+    private func closeSocket(_ fd: Int32, reset: Bool) {
+        guard fd >= 0 else { return }
+        if reset { Sockets.closeWithReset(fd) } else { Sockets.close(fd) }
+    }
+
+    private func releasePipe(_ half: RelayHalf) {
+        guard half.pipeRead >= 0 else { return }
+        if half.inPipe == 0 && pipePool.count < pipePoolLimit {
+            pipePool.append((half.pipeRead, half.pipeWrite))
+        } else {
+            // Bytes left in the pipe belong to this connection: never hand them on.
+            Sockets.close(half.pipeRead)
+            Sockets.close(half.pipeWrite)
+        }
+    }
+}

@@ -1,0 +1,164 @@
+import Glibc
+import PortunusRing
+
+/// The relay state machine, one half at a time: read from the source, write all of it
+/// to the destination (continuing short writes), repeat; EOF is passed on with
+/// shutdown(SHUT_WR); an error on either socket resets both.
+extension Worker {
+    @inline(__always)
+    func source(_ slot: Int32, _ direction: Direction) -> Int32 {
+        direction == .up ? slab[slot].client : slab[slot].upstream
+    }
+
+    @inline(__always)
+    func destination(_ slot: Int32, _ direction: Direction) -> Int32 {
+        direction == .up ? slab[slot].upstream : slab[slot].client
+    }
+
+    @inline(__always)
+    private func countDelivered(_ slot: Int32, _ direction: Direction, _ bytes: Int32) {
+        counters.add(direction == .up ? .bytesIn : .bytesOut, rule: Int(slab[slot].rule), UInt64(bytes))
+    }
+
+    func startRead(_ slot: Int32, _ direction: Direction) {
+        if let buffers {
+            ring.prepareRecv(fd: source(slot, direction), from: buffers, userData: userData(slot, .recv, direction))
+            slab[slot].inFlight += 1
+        } else {
+            guard ensurePipe(slot, direction) else { close(slot, reset: true); return }
+            // The poll waits in the socket's wait queue; only when data (or EOF) is there
+            // does the splice start, so an idle connection holds no io-wq thread.
+            ring.reserve(2)
+            ring.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction), options: .link)
+            ring.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize, userData: userData(slot, .spliceIn, direction))
+            slab[slot].inFlight += 2
+        }
+        slab[slot][direction].phase = .reading
+    }
+
+    /// This half saw EOF: pass the FIN on; when both halves are done, close.
+    private func finishHalf(_ slot: Int32, _ direction: Direction) {
+        slab[slot][direction].phase = .finished
+        Sockets.shutdownWrite(destination(slot, direction))
+        if slab[slot][direction.other].phase == .finished { close(slot, reset: false) }
+    }
+
+    // MARK: buffers path
+
+    func onRecv(_ slot: Int32, _ direction: Direction, _ c: Completion) {
+        guard slab[slot].state == .relaying else {
+            if let bid = c.bufferID { recycle(bid) }
+            finishIfIdle(slot)
+            return
+        }
+        if c.result > 0 {
+            guard let bid = c.bufferID else { preconditionFailure("recv completed without a provided buffer") }
+            slab[slot][direction].buffer = bid
+            slab[slot][direction].offset = 0
+            slab[slot][direction].length = c.result
+            slab[slot][direction].phase = .writing
+            sendPending(slot, direction)
+        } else if c.result == 0 {
+            finishHalf(slot, direction)
+        } else if c.result == -ENOBUFS {
+            slab[slot][direction].phase = .parked
+            park(userData(slot, .recv, direction))
+        } else {
+            close(slot, reset: true)
+        }
+    }
+
+    private func sendPending(_ slot: Int32, _ direction: Direction) {
+        let half = slab[slot][direction]
+        ring.prepareSend(fd: destination(slot, direction), from: buffers!, bufferID: half.buffer, offset: Int(half.offset),
+                         length: Int(half.length - half.offset), userData: userData(slot, .send, direction))
+        slab[slot].inFlight += 1
+    }
+
+    func onSend(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        guard slab[slot].state == .relaying, result > 0 else {
+            recycle(slab[slot][direction].buffer)
+            if slab[slot].state == .relaying { close(slot, reset: true) } else { finishIfIdle(slot) }
+            return
+        }
+        countDelivered(slot, direction, result)
+        slab[slot][direction].offset += result
+        if slab[slot][direction].offset < slab[slot][direction].length {
+            sendPending(slot, direction)
+            return
+        }
+        recycle(slab[slot][direction].buffer)
+        startRead(slot, direction)
+    }
+
+    /// Returns a buffer to the kernel and wakes one half that was waiting for one.
+    func recycle(_ bufferID: UInt16) {
+        buffers!.recycle(bufferID)
+        while let entry = parked.pop() {
+            guard let slot = slab.resolve(entry), slab[slot].state == .relaying else { continue }
+            let direction: Direction = entry.kind & 1 == 0 ? .up : .down
+            guard slab[slot][direction].phase == .parked else { continue }
+            startRead(slot, direction)
+            return
+        }
+    }
+
+    private func park(_ entry: UserData) {
+        if parked.push(entry) { return }
+        parked.removeAll { slab.resolve($0) == nil }
+        guard parked.push(entry) else { preconditionFailure("parked queue overflow") }
+    }
+
+    // MARK: splice path
+
+    private func ensurePipe(_ slot: Int32, _ direction: Direction) -> Bool {
+        guard slab[slot][direction].pipeRead < 0 else { return true }
+        if let pipe = pipePool.popLast() {
+            slab[slot][direction].pipeRead = pipe.read
+            slab[slot][direction].pipeWrite = pipe.write
+            return true
+        }
+        do {
+            let pipe = try Pipes.make(size: setup.settings.pipeSize)
+            slab[slot][direction].pipeRead = pipe.read
+            slab[slot][direction].pipeWrite = pipe.write
+            return true
+        } catch {
+            logger.warning("cannot create a pipe for splice", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    func onSpliceIn(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        guard slab[slot].state == .relaying else { finishIfIdle(slot); return }
+        if result > 0 {
+            slab[slot][direction].inPipe = result
+            slab[slot][direction].phase = .writing
+            spliceOut(slot, direction)
+        } else if result == 0 {
+            finishHalf(slot, direction)
+        } else if result == -EAGAIN {
+            startRead(slot, direction)
+        } else {
+            close(slot, reset: true)
+        }
+    }
+
+    private func spliceOut(_ slot: Int32, _ direction: Direction) {
+        ring.prepareSplice(from: slab[slot][direction].pipeRead, to: destination(slot, direction),
+                           length: Int(slab[slot][direction].inPipe), userData: userData(slot, .spliceOut, direction))
+        slab[slot].inFlight += 1
+    }
+
+    func onSpliceOut(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        guard slab[slot].state == .relaying else { finishIfIdle(slot); return }
+        guard result > 0 else { close(slot, reset: true); return }
+        countDelivered(slot, direction, result)
+        slab[slot][direction].inPipe -= result
+        if slab[slot][direction].inPipe > 0 {
+            spliceOut(slot, direction)
+        } else {
+            startRead(slot, direction)
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Glibc
+import Logging
+import PortunusRing
+
+/// What a worker is handed by the engine: everything it needs that must be created
+/// before its thread starts (listeners are bound up front so bind errors are reported
+/// at start-up, in one place).
+struct WorkerSetup: Sendable {
+    let index: Int
+    let plan: ForwardingPlan
+    let settings: EngineSettings
+    /// Listener sockets owned by this worker, and the plan listener each serves.
+    let listenerFDs: [Int32]
+    let listenerPlanIndex: [Int]
+    let wakeFD: Int32
+    let counters: WorkerCounters
+    let logger: Logger
+}
+
+/// One worker: a thread that alone creates and drives its ring, accepts on its own
+/// SO_REUSEPORT listeners and relays the connections it accepted. Everything is
+/// preallocated at start; completion handlers allocate nothing.
+final class Worker {
+    let setup: WorkerSetup
+    let ring: Ring
+    let buffers: ProvidedBufferRing?
+    let endpoints: SocketAddressTable
+    let endpointFamilies: [SocketAddress.Family]
+    let connectTimeout: PinnedTimeout
+    let drainTimeout: PinnedTimeout
+    let slab: ConnectionSlab
+    var parked: ParkedQueue
+    var pipePool: [(read: Int32, write: Int32)] = []
+    let pipePoolLimit = 256
+    var armedAccepts = 0
+    var stopping = false
+    let counters: WorkerCounters
+    let logger: Logger
+    var failureLog: RateLimitedLog
+
+    init(_ setup: WorkerSetup, drainMs: Int) throws(SystemError) {
+        self.setup = setup
+        counters = setup.counters
+        logger = setup.logger
+        ring = try Ring(RingOptions(entries: setup.settings.ringEntries))
+        buffers = setup.settings.relay == .buffers
+            ? try ProvidedBufferRing(ring: ring, groupID: 1, count: setup.settings.bufferCount, bufferSize: setup.settings.bufferSize)
+            : nil
+        endpoints = SocketAddressTable(capacity: setup.plan.endpoints.count)
+        for address in setup.plan.endpoints { endpoints.append(address) }
+        endpointFamilies = setup.plan.endpoints.map(\.family)
+        connectTimeout = PinnedTimeout(milliseconds: setup.settings.connectTimeoutMs)
+        drainTimeout = PinnedTimeout(milliseconds: drainMs)
+        slab = ConnectionSlab(capacity: setup.settings.connectionsPerWorker)
+        parked = ParkedQueue(capacity: 4 * setup.settings.connectionsPerWorker)
+        pipePool.reserveCapacity(pipePoolLimit)
+        failureLog = RateLimitedLog(rules: setup.plan.ruleNames.count)
+    }
+
+    /// Runs until stopped and every connection has ended.
+    func run() {
+        for i in setup.listenerFDs.indices { armAccept(i) }
+        ring.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
+        while !(stopping && slab.inUse == 0 && armedAccepts == 0) {
+            ring.submitAndWait(1)
+            ring.reapCompletions { handle($0) }
+        }
+        for fd in setup.listenerFDs { Sockets.close(fd) }
+        for pipe in pipePool { Sockets.close(pipe.read); Sockets.close(pipe.write) }
+        pipePool.removeAll()
+    }
+
+    @inline(__always)
+    private func handle(_ completion: Completion) {
+        guard let (kind, direction) = OperationKind.decode(completion.userData.kind) else {
+            preconditionFailure("unknown operation kind \(completion.userData.kind)")
+        }
+        switch kind {
+        case .accept: onAccept(completion)
+        case .wake: onWake()
+        case .drainTimer: onDrainExpired()
+        case .stopAccept: break
+        default:
+            guard let slot = slab.resolve(completion.userData) else {
+                // A completion for a previous occupant of the slot. Cannot happen while
+                // slots are freed only at zero in-flight, but a buffer it carries must
+                // still go back to the ring.
+                if let bid = completion.bufferID { recycle(bid) }
+                return
+            }
+            slab[slot].inFlight -= 1
+            switch kind {
+            case .connect: onConnect(slot, completion.result)
+            case .connectTimeout, .cancel, .poll: finishIfIdle(slot)
+            case .recv: onRecv(slot, direction, completion)
+            case .send: onSend(slot, direction, completion.result)
+            case .spliceIn: onSpliceIn(slot, direction, completion.result)
+            case .spliceOut: onSpliceOut(slot, direction, completion.result)
+            default: preconditionFailure("unexpected operation kind \(kind)")
+            }
+        }
+    }
+
+    // MARK: accept
+
+    private func armAccept(_ listener: Int) {
+        ring.prepareMultishotAccept(fd: setup.listenerFDs[listener], userData: UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.accept.rawValue))
+        armedAccepts += 1
+    }
+
+    private func onAccept(_ c: Completion) {
+        let listener = Int(c.userData.slot)
+        if !c.hasMore {
+            armedAccepts -= 1
+            if !stopping { armAccept(listener) }
+        }
+        let planListener = setup.listenerPlanIndex[listener]
+        let rule = setup.plan.listeners[planListener].rule
+        guard c.result >= 0 else {
+            if c.result != -ECANCELED {
+                logger.warning("accept failed", metadata: ["rule": "\(setup.plan.ruleNames[rule])", "error": "\(SystemError("accept", result: c.result))"])
+            }
+            return
+        }
+        let fd = c.result
+        if stopping { Sockets.close(fd); return }
+        guard let slot = slab.acquire() else {
+            counters.add(.rejected, rule: rule, 1)
+            Sockets.closeWithReset(fd)
+            return
+        }
+        slab[slot].client = fd
+        slab[slot].listener = Int32(planListener)
+        slab[slot].rule = Int32(rule)
+        slab[slot].endpoint = Int32(setup.plan.listeners[planListener].endpoints.lowerBound)
+        counters.add(.connectionsTotal, rule: rule, 1)
+        counters.add(.connectionsActive, rule: rule, 1)
+        dial(slot)
+    }
+
+    // MARK: stop and drain
+
+    private func onWake() {
+        EventFD.drain(setup.wakeFD)
+        guard !stopping else { return }
+        stopping = true
+        for fd in setup.listenerFDs {
+            ring.prepareCancelAll(fd: fd, userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
+        }
+        if slab.inUse > 0 {
+            if drainTimeout.milliseconds == 0 { onDrainExpired() } else {
+                ring.prepareTimeout(drainTimeout, userData: UserData(slot: 0, generation: 0, kind: OperationKind.drainTimer.rawValue))
+            }
+        }
+    }
+
+    /// The drain budget is spent: the connections still open are cut (RST).
+    private func onDrainExpired() {
+        let open = slab.activeSlots()
+        if !open.isEmpty {
+            logger.info("drain budget spent; closing open connections", metadata: ["worker": "\(setup.index)", "connections": "\(open.count)"])
+        }
+        for slot in open { close(slot, reset: true) }
+    }
+}
+
+/// Per-rule rate limit for failure log lines: at most one a second per rule per
+/// worker, with the number suppressed since, so a dead backend cannot flood the log.
+struct RateLimitedLog {
+    private var lastSecond: [Int]
+    private var suppressed: [Int]
+
+    init(rules: Int) {
+        lastSecond = [Int](repeating: -1, count: rules)
+        suppressed = [Int](repeating: 0, count: rules)
+    }
+
+    /// Returns the suppressed count to report, or nil when this line must be dropped.
+    mutating func admit(rule: Int) -> Int? {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+        let second = Int(now.tv_sec)
+        if second == lastSecond[rule] { suppressed[rule] += 1; return nil }
+        lastSecond[rule] = second
+        defer { suppressed[rule] = 0 }
+        return suppressed[rule]
+    }
+}

@@ -1,0 +1,87 @@
+import CLiburing
+
+/// A provided buffer ring (IORING_REGISTER_PBUF_RING): `count` buffers of `bufferSize`
+/// bytes that the kernel hands to buffer-select recvs as data arrives.
+///
+/// liburing 2.3 has no io_uring_setup_buf_ring (2.4), so the ring of entries is
+/// mmap'd here (page aligned, as the kernel requires) and registered by hand. The
+/// buffer memory is one anonymous mapping: pages are only backed once data lands,
+/// so an idle forwarder stays small.
+public final class ProvidedBufferRing {
+    private let ring: Ring
+    private let entries: UnsafeMutableRawPointer
+    private let entriesBytes: Int
+    private let bufRing: UnsafeMutablePointer<io_uring_buf_ring>
+    private let memory: UnsafeMutableRawPointer
+    private let memoryBytes: Int
+    private let mask: Int32
+
+    /// Buffer group id that recvs name.
+    public let groupID: UInt16
+    public let count: Int
+    public let bufferSize: Int
+
+    /// `count` must be a power of two, at most 32768.
+    public init(ring: Ring, groupID: UInt16, count: Int, bufferSize: Int) throws(SystemError) {
+        precondition(count > 0 && count & (count - 1) == 0 && count <= 32768, "buffer count must be a power of two <= 32768")
+        self.ring = ring
+        self.groupID = groupID
+        self.count = count
+        self.bufferSize = bufferSize
+        mask = io_uring_buf_ring_mask(UInt32(count))
+
+        entriesBytes = count * pu_buf_ring_entry_size()
+        guard let e = mmap(nil, entriesBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), Int(bitPattern: e) != -1 else {
+            throw lastError("mmap")
+        }
+        entries = e
+        memoryBytes = count * bufferSize
+        guard let m = mmap(nil, memoryBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), Int(bitPattern: m) != -1 else {
+            let error = lastError("mmap")
+            munmap(e, entriesBytes)
+            throw error
+        }
+        memory = m
+        bufRing = e.assumingMemoryBound(to: io_uring_buf_ring.self)
+        io_uring_buf_ring_init(bufRing)
+
+        var reg = io_uring_buf_reg()
+        reg.ring_addr = UInt64(UInt(bitPattern: e))
+        reg.ring_entries = UInt32(count)
+        reg.bgid = groupID
+        let rc = io_uring_register_buf_ring(ring.ring, &reg, 0)
+        if rc < 0 {
+            munmap(e, entriesBytes)
+            munmap(m, memoryBytes)
+            throw SystemError("io_uring_register_buf_ring", result: rc)
+        }
+        for bid in 0..<count {
+            io_uring_buf_ring_add(bufRing, memory + bid * bufferSize, UInt32(bufferSize), UInt16(bid), mask, Int32(bid))
+        }
+        io_uring_buf_ring_advance(bufRing, Int32(count))
+    }
+
+    deinit {
+        _ = io_uring_unregister_buf_ring(ring.ring, Int32(groupID))
+        munmap(entries, entriesBytes)
+        munmap(memory, memoryBytes)
+    }
+
+    /// Gives buffer `bufferID` back to the kernel once its bytes have been sent.
+    @inline(__always)
+    public func recycle(_ bufferID: UInt16) {
+        io_uring_buf_ring_add(bufRing, address(of: bufferID), UInt32(bufferSize), bufferID, mask, 0)
+        io_uring_buf_ring_advance(bufRing, 1)
+    }
+
+    @inline(__always)
+    func address(of bufferID: UInt16) -> UnsafeMutableRawPointer {
+        memory + Int(bufferID) * bufferSize
+    }
+
+    /// Copies bytes out of a buffer (tests and diagnostics only, not the hot path).
+    public func bytes(of bufferID: UInt16, count: Int) -> [UInt8] {
+        let p = address(of: bufferID)
+        return (0..<count).map { p.load(fromByteOffset: $0, as: UInt8.self) }
+    }
+}

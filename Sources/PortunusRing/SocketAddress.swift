@@ -1,0 +1,166 @@
+import CLiburing
+
+/// An IPv4 or IPv6 socket address (C `sockaddr_in` / `sockaddr_in6`), as a value.
+public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
+    /// The address family.
+    public enum Family: Sendable { case ipv4, ipv6 }
+
+    public let family: Family
+    /// Address bytes in network order: 4 for IPv4, 16 for IPv6.
+    public let octets: [UInt8]
+    public let port: UInt16
+
+    public init(ipv4 octets: [UInt8], port: UInt16) {
+        precondition(octets.count == 4)
+        family = .ipv4; self.octets = octets; self.port = port
+    }
+
+    public init(ipv6 octets: [UInt8], port: UInt16) {
+        precondition(octets.count == 16)
+        family = .ipv6; self.octets = octets; self.port = port
+    }
+
+    /// `127.0.0.1` / `::1` with `port`.
+    public static func loopback(_ family: Family, port: UInt16) -> SocketAddress {
+        family == .ipv4
+            ? SocketAddress(ipv4: [127, 0, 0, 1], port: port)
+            : SocketAddress(ipv6: [UInt8](repeating: 0, count: 15) + [1], port: port)
+    }
+
+    /// An IPv6 address of the form `::ffff:a.b.c.d` (a v4 client on a dual-stack socket).
+    public var isIPv4Mapped: Bool {
+        family == .ipv6 && octets[0..<10].allSatisfy { $0 == 0 } && octets[10] == 0xFF && octets[11] == 0xFF
+    }
+
+    public var description: String {
+        switch family {
+        case .ipv4: return "\(octets.map(String.init).joined(separator: ".")):\(port)"
+        case .ipv6: return "[\(Self.text(of: octets))]:\(port)"
+        }
+    }
+
+    /// inet_ntop text form (RFC 5952 for IPv6).
+    static func text(of octets: [UInt8]) -> String {
+        var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        octets.withUnsafeBytes { raw in
+            _ = inet_ntop(octets.count == 4 ? AF_INET : AF_INET6, raw.baseAddress, &out, socklen_t(out.count))
+        }
+        return String(cString: out)
+    }
+
+    /// Writes the C form into `storage`; returns its length.
+    func write(to storage: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
+        storage.initialize(to: sockaddr_storage())
+        switch family {
+        case .ipv4:
+            return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                sin.pointee.sin_family = sa_family_t(AF_INET)
+                sin.pointee.sin_port = port.bigEndian
+                withUnsafeMutableBytes(of: &sin.pointee.sin_addr) { $0.copyBytes(from: octets) }
+                return socklen_t(MemoryLayout<sockaddr_in>.size)
+            }
+        case .ipv6:
+            return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+                sin6.pointee.sin6_family = sa_family_t(AF_INET6)
+                sin6.pointee.sin6_port = port.bigEndian
+                withUnsafeMutableBytes(of: &sin6.pointee.sin6_addr) { $0.copyBytes(from: octets) }
+                return socklen_t(MemoryLayout<sockaddr_in6>.size)
+            }
+        }
+    }
+
+    /// Reads the C form; nil for families other than INET/INET6.
+    init?(reading storage: UnsafePointer<sockaddr_storage>) {
+        switch Int32(storage.pointee.ss_family) {
+        case AF_INET:
+            let sin = UnsafeRawPointer(storage).load(as: sockaddr_in.self)
+            var addr = sin.sin_addr
+            self.init(ipv4: withUnsafeBytes(of: &addr) { Array($0) }, port: UInt16(bigEndian: sin.sin_port))
+        case AF_INET6:
+            let sin6 = UnsafeRawPointer(storage).load(as: sockaddr_in6.self)
+            var addr = sin6.sin6_addr
+            self.init(ipv6: withUnsafeBytes(of: &addr) { Array($0) }, port: UInt16(bigEndian: sin6.sin6_port))
+        default:
+            return nil
+        }
+    }
+}
+
+/// Socket addresses at fixed heap addresses, for IORING_OP_CONNECT, which may read the
+/// address after the prepare call returns. Built once at start-up; never shrinks.
+public final class SocketAddressTable {
+    private let storage: UnsafeMutablePointer<sockaddr_storage>
+    private let lengths: UnsafeMutablePointer<socklen_t>
+    public let capacity: Int
+    public private(set) var count = 0
+
+    public init(capacity: Int) {
+        self.capacity = max(capacity, 1)
+        storage = .allocate(capacity: self.capacity)
+        lengths = .allocate(capacity: self.capacity)
+    }
+
+    deinit {
+        storage.deallocate()
+        lengths.deallocate()
+    }
+
+    /// Appends `address`; returns its index.
+    @discardableResult
+    public func append(_ address: SocketAddress) -> Int {
+        precondition(count < capacity, "SocketAddressTable is full")
+        lengths[count] = address.write(to: storage + count)
+        count += 1
+        return count - 1
+    }
+
+    public subscript(index: Int) -> SocketAddress {
+        SocketAddress(reading: storage + index)!
+    }
+
+    func sockaddrPointer(_ index: Int) -> UnsafeMutablePointer<sockaddr> {
+        precondition(index < count)
+        return UnsafeMutableRawPointer(storage + index).assumingMemoryBound(to: sockaddr.self)
+    }
+
+    func length(_ index: Int) -> socklen_t { lengths[index] }
+}
+
+/// A `__kernel_timespec` at a fixed address, for (link) timeouts.
+public final class PinnedTimeout {
+    let pointer: UnsafeMutablePointer<__kernel_timespec>
+    public let milliseconds: Int
+
+    public init(milliseconds: Int) {
+        self.milliseconds = milliseconds
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: __kernel_timespec(tv_sec: Int64(milliseconds / 1000), tv_nsec: Int64(milliseconds % 1000) * 1_000_000))
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// Caller-owned bytes at a fixed address (e.g. per-connection PROXY preludes).
+public final class PinnedBytes {
+    let base: UnsafeMutableRawPointer
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        base = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { base.deallocate() }
+
+    /// Copies `bytes` to `offset`.
+    public func store(_ bytes: some Collection<UInt8>, at offset: Int) {
+        precondition(offset + bytes.count <= capacity)
+        var i = offset
+        for b in bytes { base.storeBytes(of: b, toByteOffset: i, as: UInt8.self); i += 1 }
+    }
+
+    /// Reads `length` bytes at `offset` (for tests and diagnostics).
+    public func load(at offset: Int, length: Int) -> [UInt8] {
+        (0..<length).map { base.load(fromByteOffset: offset + $0, as: UInt8.self) }
+    }
+}

@@ -1,0 +1,158 @@
+import CLiburing
+import Glibc
+
+/// Synchronous socket, pipe and process calls. Every one goes through this file:
+/// errno is read at once, EINTR is retried here, and failures carry the call's name.
+public enum Sockets {
+    /// A listening TCP socket on the wildcard address of `family` at `port`.
+    /// IPv6 sockets are IPV6_V6ONLY so an IPv4 socket can share the port.
+    /// `reusePort` lets every worker own a listener on the same port (SO_REUSEPORT):
+    /// the kernel spreads new connections across them.
+    public static func listener(_ family: SocketAddress.Family, port: UInt16, reusePort: Bool, backlog: Int32) throws(SystemError) -> Int32 {
+        let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw lastError("socket") }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if reusePort, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            let e = lastError("setsockopt(SO_REUSEPORT)"); _ = CLiburing.close(fd); throw e
+        }
+        if family == .ipv6, setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            let e = lastError("setsockopt(IPV6_V6ONLY)"); _ = CLiburing.close(fd); throw e
+        }
+        let wildcard = family == .ipv4
+            ? SocketAddress(ipv4: [0, 0, 0, 0], port: port)
+            : SocketAddress(ipv6: [UInt8](repeating: 0, count: 16), port: port)
+        var storage = sockaddr_storage()
+        let len = wildcard.write(to: &storage)
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+        }
+        if rc != 0 { let e = lastError("bind"); _ = CLiburing.close(fd); throw e }
+        if listen(fd, backlog) != 0 { let e = lastError("listen"); _ = CLiburing.close(fd); throw e }
+        return fd
+    }
+
+    /// A blocking TCP socket for an upstream connection.
+    public static func stream(_ family: SocketAddress.Family) throws(SystemError) -> Int32 {
+        let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 { throw lastError("socket") }
+        return fd
+    }
+
+    /// TCP_NODELAY: a forwarder must not add Nagle delay to small writes it relays.
+    public static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// shutdown(SHUT_WR): sends FIN after what is queued. Returns the errno on failure
+    /// (ENOTCONN when the peer is already gone), which callers treat as a closed side.
+    @discardableResult
+    public static func shutdownWrite(_ fd: Int32) -> Int32 {
+        shutdown(fd, Int32(SHUT_WR)) == 0 ? 0 : Glibc.errno
+    }
+
+    /// shutdown(SHUT_RDWR): wakes anything blocked on `fd` (e.g. a splice in an io-wq worker).
+    public static func shutdownBoth(_ fd: Int32) {
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+    }
+
+    /// close(2). EINTR is not retried: on Linux the fd is released regardless.
+    public static func close(_ fd: Int32) {
+        _ = CLiburing.close(fd)
+    }
+
+    /// Closes with SO_LINGER {on, 0}: the peer gets an RST, which is how a reset on one
+    /// side of a relay is passed on to the other.
+    public static func closeWithReset(_ fd: Int32) {
+        var linger = CLiburing.linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<CLiburing.linger>.size))
+        _ = CLiburing.close(fd)
+    }
+
+    /// getsockname(2): the local address the client connected to.
+    public static func localAddress(_ fd: Int32) -> SocketAddress? {
+        address(fd, getsockname)
+    }
+
+    /// getpeername(2): the client's address.
+    public static func peerAddress(_ fd: Int32) -> SocketAddress? {
+        address(fd, getpeername)
+    }
+
+    private static func address(_ fd: Int32, _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &len) }
+        }
+        guard rc == 0 else { return nil }
+        return SocketAddress(reading: &storage)
+    }
+}
+
+/// Pipes for the splice relay path.
+public enum Pipes {
+    /// A close-on-exec pipe resized to `size` bytes (F_SETPIPE_SZ): the default 64 KiB
+    /// halves splice throughput. An unprivileged user may get less than asked
+    /// (pipe-user-pages-soft); the pipe still works, only slower.
+    public static func make(size: Int) throws(SystemError) -> (read: Int32, write: Int32) {
+        var fds: (Int32, Int32) = (-1, -1)
+        let rc = withUnsafeMutableBytes(of: &fds) { pu_pipe2($0.baseAddress!.assumingMemoryBound(to: Int32.self), O_CLOEXEC) }
+        if rc != 0 { throw lastError("pipe2") }
+        _ = pu_set_pipe_size(fds.1, Int32(size))
+        return (fds.0, fds.1)
+    }
+}
+
+/// eventfd(2): how another thread wakes a ring that is waiting for completions.
+public enum EventFD {
+    public static func make() throws(SystemError) -> Int32 {
+        let fd = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        if fd < 0 { throw lastError("eventfd") }
+        return fd
+    }
+
+    /// Adds 1 to the counter (async-signal-safe).
+    public static func signal(_ fd: Int32) {
+        var one: UInt64 = 1
+        while write(fd, &one, 8) < 0 && Glibc.errno == EINTR {}
+    }
+
+    /// Resets the counter to 0.
+    public static func drain(_ fd: Int32) {
+        var value: UInt64 = 0
+        while read(fd, &value, 8) < 0 && Glibc.errno == EINTR {}
+    }
+}
+
+/// Process-wide settings the forwarder needs before its workers start.
+public enum ProcessSetup {
+    /// Raises the soft open-file limit to the hard one; returns the new soft limit.
+    /// A forwarder holds two sockets per connection.
+    @discardableResult
+    public static func raiseOpenFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(min(limit.rlim_cur, rlim_t(Int32.max)))
+    }
+
+    /// The number of online CPUs (sysconf _SC_NPROCESSORS_ONLN).
+    public static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
+    /// splice(2) cannot take MSG_NOSIGNAL: a write to a closed peer must be an EPIPE
+    /// result, not a process-killing SIGPIPE.
+    public static func ignoreSIGPIPE() {
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Checks that this kernel and process may use io_uring at all, so start-up can
+    /// fail with one clear line instead of inside a worker.
+    public static func probeIOUring() throws(SystemError) {
+        _ = try Ring(RingOptions(entries: 2, singleIssuer: false))
+    }
+}

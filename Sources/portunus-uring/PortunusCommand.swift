@@ -1,0 +1,153 @@
+import ArgumentParser
+import Glibc
+import Logging
+import PortunusConfig
+import PortunusEngine
+
+/// `portunus-uring [--config PATH] [--check] ...`: the forwarder's command line.
+struct PortunusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portunus-uring",
+        abstract: "An io_uring TCP port forwarder, a drop-in for Portunus standalone.",
+        discussion: "Exit codes: 0 clean exit or valid --check; 2 usage, I/O, parse or validation error; 1 runtime failure (bind failed, io_uring unavailable)."
+    )
+
+    @Option(name: [.short, .long], help: "The TOML config file.")
+    var config: String = "./portunus.toml"
+
+    @Flag(help: "Validate the config, print 'ok' and exit 0, or print every error and exit 2. Binds nothing.")
+    var check = false
+
+    @Option(help: "Override [global] log_level: error, warn, info, debug, trace.")
+    var logLevel: String?
+
+    @Option(help: "Override [global] log_format: json or pretty.")
+    var logFormat: String?
+
+    @Option(help: "Worker threads, one io_uring each (default: online CPUs).")
+    var workers: Int?
+
+    @Option(help: "Relay path: buffers (recv/send on a provided buffer ring) or splice (pipes).")
+    var relay: String = RelayMode.buffers.rawValue
+
+    func validate() throws {
+        if let logLevel, LogLevel(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level: \"\(logLevel)\" is not one of error, warn, info, debug, trace")
+        }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format: \"\(logFormat)\" is not one of json, pretty")
+        }
+        if let workers, !(1...1024).contains(workers) {
+            throw ValidationError("--workers: \(workers) is not within 1...1024")
+        }
+        if RelayMode(rawValue: relay) == nil {
+            throw ValidationError("--relay: \"\(relay)\" is not one of buffers, splice")
+        }
+    }
+
+    func run() throws {
+        let configuration: Configuration
+        do {
+            configuration = try ConfigLoader.load(path: config)
+            // Everything start-up would refuse because of the file is refused here too,
+            // so a file that passes --check fails later only for outside reasons.
+            _ = try ForwardingPlan.compile(configuration)
+        } catch let error as ConfigError {
+            Self.printError(error.description)
+            throw ExitCode(2)
+        } catch let error as EngineError {
+            Self.printError(error.description)
+            throw ExitCode(2)
+        }
+        if check {
+            print("ok")
+            return
+        }
+        let logger = makeLogger(configuration.global)
+        try serve(configuration, logger: logger)
+    }
+
+    private func makeLogger(_ global: GlobalSettings) -> Logger {
+        let level = LogLevel(rawValue: logLevel ?? "") ?? global.logLevel
+        let style: LogStyle = (LogFormat(rawValue: logFormat ?? "") ?? global.logFormat) == .pretty ? .pretty : .json
+        let swiftLogLevel: Logger.Level = switch level {
+        case .error: .error
+        case .warn: .warning
+        case .info: .info
+        case .debug: .debug
+        case .trace: .trace
+        }
+        return Logger(label: "portunus-uring") { label in
+            StderrLogHandler(label: label, style: style, logLevel: swiftLogLevel)
+        }
+    }
+
+    private func serve(_ configuration: Configuration, logger: Logger) throws {
+        // Blocked before any worker exists, so only the main thread ever sees them.
+        Signals.block()
+        let mode = RelayMode(rawValue: relay)!
+        let settings = EngineSettings(workers: workers ?? EngineSettings().workers, relay: mode)
+        let engine: Engine
+        do {
+            engine = try Engine(configuration: configuration, settings: settings, logger: logger)
+            try engine.start()
+        } catch {
+            Self.printError(error.description)
+            throw ExitCode(1)
+        }
+        logStartup(configuration, settings, logger)
+        let reportSeconds = 60
+        while true {
+            guard let signal = Signals.wait(seconds: reportSeconds) else {
+                logCounters(engine, logger, message: "stats")
+                continue
+            }
+            if signal == SIGHUP {
+                logger.warning("SIGHUP received: configuration reload is not supported by this version yet; still running with the loaded file")
+                continue
+            }
+            logger.info("stopping: no new connections; draining open ones", metadata: [
+                "signal": "\(Signals.name(signal))", "drain_secs": "\(configuration.global.shutdownDrain.components.seconds)",
+            ])
+            engine.stop()
+            engine.wait()
+            logCounters(engine, logger, message: "stopped")
+            return
+        }
+    }
+
+    private func logStartup(_ configuration: Configuration, _ settings: EngineSettings, _ logger: Logger) {
+        logger.info("started", metadata: [
+            "label": "\(configuration.global.label ?? "")", "workers": "\(settings.workers)",
+            "relay": "\(settings.relay.rawValue)", "rules": "\(configuration.rules.count)",
+        ])
+        for rule in configuration.rules {
+            let listen = rule.listenPorts.count == 1 ? "\(rule.listenPorts.lower)" : "\(rule.listenPorts.lower)-\(rule.listenPorts.upper)"
+            let targets = rule.targets.map { target in
+                let ports = target.ports.count == 1 ? "\(target.ports.lower)" : "\(target.ports.lower)-\(target.ports.upper)"
+                return "\(target.host):\(ports)"
+            }
+            logger.info("rule", metadata: [
+                "rule": "\(rule.name)", "protocol": "\(rule.proto.rawValue)", "listen": "\(listen)",
+                "targets": "\(targets.joined(separator: ","))",
+            ])
+        }
+    }
+
+    private func logCounters(_ engine: Engine, _ logger: Logger, message: Logger.Message) {
+        for (name, c) in zip(engine.plan.ruleNames, engine.counters()) {
+            logger.info(message, metadata: [
+                "rule": "\(name)", "bytes_in": "\(c.bytesIn)", "bytes_out": "\(c.bytesOut)",
+                "conns_active": "\(c.connectionsActive)", "conns_total": "\(c.connectionsTotal)",
+                "connect_failures": "\(c.connectFailures)", "rejected": "\(c.rejected)",
+            ])
+        }
+    }
+
+    static func printError(_ text: String) {
+        var line = text
+        if !line.hasSuffix("\n") { line += "\n" }
+        var bytes = Array(line.utf8)
+        bytes.withUnsafeMutableBytes { _ = write(2, $0.baseAddress, $0.count) }
+    }
+}
