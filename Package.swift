@@ -55,7 +55,10 @@ let package = Package(
         .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig"]),
         .testTarget(
             name: "PortunusEngineTests",
-            dependencies: ["PortunusEngine", "PortunusConfig", "TestSupport"]
+            dependencies: [
+                "PortunusEngine", "PortunusConfig", "PortunusRing", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Runs the real binary (built by `swift build` first) against real backends on loopback.
         .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),

@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The real binary between a real client and a real backend on loopback.
+@Suite(.serialized) struct ForwardingTests {
+    /// Sends `payload` from one thread while reading the echo on this one.
+    static func echoRoundTrip(_ host: String, _ port: UInt16, _ payload: [UInt8]) throws -> [UInt8] {
+        let client = try TestSocket.connect(host, port, receiveTimeoutSecs: 60)
+        let sender = Thread {
+            try? client.sendAll(payload)
+            client.shutdownWrite()
+        }
+        sender.start()
+        return try client.receiveAll()
+    }
+
+    @Test(arguments: ["buffers", "splice"], [1, 64 * 1024, 64 * 1024 * 1024])
+    func byteExactRoundTrip(relay: String, size: Int) throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "127.0.0.1:\(backend.port)"),
+                                             arguments: ["--relay", relay])
+        let payload = randomBytes(size, seed: UInt64(size))
+        let echoed = try Self.echoRoundTrip("127.0.0.1", listen, payload)
+        #expect(echoed.count == payload.count)
+        #expect(echoed == payload)
+        let result = forwarder.stop()
+        #expect(result.exitCode == 0)
+        #expect(result.stderr.contains("bytes_in=\(size) bytes_out=\(size)"))
+    }
+
+    @Test(arguments: ["buffers", "splice"])
+    func twoHundredConcurrentConnections(relay: String) throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "127.0.0.1:\(backend.port)"),
+                                             arguments: ["--relay", relay])
+        // All 200 are open at once before any byte moves.
+        let clients = try (0..<200).map { _ in try TestSocket.connect("127.0.0.1", listen) }
+        let payloads = (0..<200).map { randomBytes(16 * 1024, seed: UInt64($0 + 1)) }
+        for (client, payload) in zip(clients, payloads) {
+            try client.sendAll(payload)
+            client.shutdownWrite()
+        }
+        for (client, payload) in zip(clients, payloads) {
+            #expect(try client.receiveAll() == payload)
+        }
+        let result = forwarder.stop()
+        #expect(result.exitCode == 0)
+        #expect(result.stderr.contains("conns_active=0 conns_total=200"))
+    }
+
+    @Test(arguments: ["buffers", "splice"])
+    func clientHalfClosesFirstAndStillGetsTheWholeReply(relay: String) throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "127.0.0.1:\(backend.port)"),
+                                             arguments: ["--relay", relay])
+        let client = try TestSocket.connect("127.0.0.1", listen)
+        let payload = randomBytes(200_000)
+        try client.sendAll(payload)
+        client.shutdownWrite()   // FIN before any reply was read
+        #expect(try client.receiveAll() == payload)
+        #expect(forwarder.stop().exitCode == 0)
+    }
+
+    @Test(arguments: ["buffers", "splice"])
+    func backendHalfClosesFirstAndStillGetsTheClientBytes(relay: String) throws {
+        let greeting = randomBytes(100_000, seed: 7)
+        let backend = try TestBackend(.greetThenHalfClose(greeting))
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "127.0.0.1:\(backend.port)"),
+                                             arguments: ["--relay", relay])
+        let client = try TestSocket.connect("127.0.0.1", listen)
+        #expect(try client.receiveAll() == greeting)   // greeting, then the backend's FIN
+        let request = randomBytes(50_000, seed: 8)
+        try client.sendAll(request)                     // the other direction still flows
+        client.shutdownWrite()
+        var waited = 0
+        while backend.received.isEmpty && waited < 500 { usleep(20_000); waited += 1 }
+        #expect(backend.received == [request])
+        #expect(forwarder.stop().exitCode == 0)
+    }
+
+    @Test func ipv6ClientAndTarget() throws {
+        let backend = try TestBackend(.echo, host: "::1")
+        let listen = freePort("::1")
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "[::1]:\(backend.port)"))
+        let payload = randomBytes(64 * 1024, seed: 6)
+        #expect(try Self.echoRoundTrip("::1", listen, payload) == payload)
+        // The same port also serves IPv4 clients.
+        #expect(try Self.echoRoundTrip("127.0.0.1", listen, payload) == payload)
+        #expect(forwarder.stop().exitCode == 0)
+    }
+
+    @Test func refusedBackendClosesTheClientAndIsCounted() throws {
+        let listen = freePort(), dead = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(name: "web", listenPort: listen, target: "127.0.0.1:\(dead)"))
+        let client = try TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 5)
+        #expect(try client.receiveAll() == [])
+        let result = forwarder.stop()
+        #expect(result.exitCode == 0)
+        #expect(result.stderr.contains("ERROR all targets failed; client closed"))
+        #expect(result.stderr.contains("rule=web"))
+        #expect(result.stderr.contains("Connection refused"))
+        #expect(result.stderr.contains("connect_failures=1 conns_active=0 conns_total=1"))
+    }
+
+    /// 10,000 short connections one after another: afterwards the process holds the
+    /// same fds as before and no io-wq kernel thread (iou-wrk) is left.
+    @Test func tenThousandShortConnectionsLeakNothing() throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "127.0.0.1:\(backend.port)"))
+        let message: [UInt8] = Array("ping-pong!".utf8)
+        func once() throws {
+            let client = try TestSocket.connect("127.0.0.1", listen)
+            try client.sendAll(message)
+            client.shutdownWrite()
+            #expect(try client.receiveAll() == message)
+            client.close()
+        }
+        try once()
+        usleep(200_000)
+        let baseline = forwarder.openFileCount
+        #expect(baseline > 0)
+        for _ in 0..<10_000 { try once() }
+        // The last connection's sockets close a moment after the client saw EOF.
+        var settled = forwarder.openFileCount
+        for _ in 0..<250 where settled != baseline { usleep(20_000); settled = forwarder.openFileCount }
+        #expect(settled == baseline)
+        #expect(forwarder.ioWorkerThreadCount == 0)
+        let result = forwarder.stop()
+        #expect(result.exitCode == 0)
+        #expect(result.stderr.contains("conns_active=0 conns_total=10001"))
+    }
+}

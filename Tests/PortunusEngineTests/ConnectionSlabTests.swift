@@ -1,0 +1,63 @@
+import Glibc
+import PortunusRing
+import Testing
+@testable import PortunusEngine
+
+@Suite struct ConnectionSlabTests {
+    @Test func staleCompletionForAReusedSlotIsIgnored() throws {
+        let slab = ConnectionSlab(capacity: 1)
+        let ring = try Ring(RingOptions(entries: 4))
+        let slot = try #require(slab.acquire())
+        let old = slab.userData(slot, OperationKind.recv.rawValue)
+        ring.prepareNop(userData: old)
+        slab.release(slot)
+        let again = try #require(slab.acquire())
+        #expect(again == slot)
+        let current = slab.userData(again, OperationKind.recv.rawValue)
+        #expect(current.generation != old.generation)
+
+        var resolved: [Int32?] = []
+        while resolved.isEmpty {
+            ring.submitAndWait(1)
+            ring.reapCompletions { resolved.append(slab.resolve($0.userData)) }
+        }
+        #expect(resolved == [nil])
+        #expect(slab.resolve(current) == slot)
+    }
+
+    @Test func fullSlabRefusesAndFreedSlotsComeBack() throws {
+        let slab = ConnectionSlab(capacity: 3)
+        let slots = (0..<3).compactMap { _ in slab.acquire() }
+        #expect(slots.count == 3)
+        #expect(slab.acquire() == nil)
+        #expect(slab.inUse == 3)
+        slab.release(slots[1])
+        #expect(slab.acquire() == slots[1])
+    }
+
+    @Test func operationKindsRoundTripWithDirection() {
+        for kind in [OperationKind.recv, .send, .poll, .spliceIn, .spliceOut] {
+            for direction in [Direction.up, .down] {
+                let decoded = OperationKind.decode(kind.raw(direction))
+                #expect(decoded?.0 == kind && decoded?.1 == direction)
+            }
+        }
+        #expect(OperationKind.decode(OperationKind.accept.rawValue)?.0 == .accept)
+        #expect(OperationKind.decode(0) == nil)
+    }
+
+    @Test func parkedQueueKeepsOrderAndDropsStale() {
+        var queue = ParkedQueue(capacity: 3)
+        for i in 0..<3 {
+            let pushed = queue.push(UserData(slot: UInt32(i), generation: 0, kind: 8))
+            #expect(pushed)
+        }
+        let overflow = queue.push(UserData(slot: 9, generation: 0, kind: 8))
+        #expect(!overflow)
+        queue.removeAll { $0.slot == 1 }
+        #expect(queue.count == 2)
+        #expect(queue.pop()?.slot == 0)
+        #expect(queue.pop()?.slot == 2)
+        #expect(queue.pop() == nil)
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Paths of the repository and of the binary built by `swift build`.
+public enum Repository {
+    /// The package root, found from this file's path.
+    public static let root: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        }
+        fatalError("Package.swift not found above \(#filePath)")
+    }()
+
+    /// `.build/debug/portunus-uring` (or `PORTUNUS_BINARY`): `swift build` must run before `swift test`.
+    public static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["PORTUNUS_BINARY"] { return path }
+        return root.appendingPathComponent(".build/debug/portunus-uring").path
+    }
+
+    /// `../shared/fixtures` beside the repository.
+    public static var fixtures: URL {
+        root.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
+    }
+}
+
+/// The outcome of a finished process.
+public struct ProcessResult: Sendable {
+    public let exitCode: Int32
+    public let stdout: String
+    public let stderr: String
+}
+
+/// Runs the binary to completion with `arguments`, bounded by `timeoutSecs`.
+public func runBinary(_ arguments: [String], timeoutSecs: Double = 30, wrapper: [String] = []) throws -> ProcessResult {
+    let process = Process()
+    let all = wrapper + [Repository.binary] + arguments
+    process.executableURL = URL(fileURLWithPath: all[0])
+    process.arguments = Array(all.dropFirst())
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pu-run-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    FileManager.default.createFile(atPath: err.path, contents: nil)
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeoutSecs)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit(); throw TestError("timed out: \(all)") }
+    process.waitUntilExit()
+    return ProcessResult(exitCode: process.terminationStatus,
+                         stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+}
+
+/// A running forwarder process with its own config file; stderr goes to a file that
+/// `stop()` returns. Always killed on deinit.
+public final class ForwarderProcess: @unchecked Sendable {
+    // @unchecked: used from the test's own thread only.
+    public let process = Process()
+    public let directory: URL
+    private var finished: ProcessResult?
+
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Writes `config` to a temp file, starts the binary, and waits (at most 10 s) for
+    /// its "started" log line, which it prints once every listener is bound and every
+    /// worker's ring is up. No probe connection is made, so counters start at zero.
+    public init(config: String, arguments: [String] = []) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pu-fwd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let configPath = directory.appendingPathComponent("portunus.toml")
+        try config.write(to: configPath, atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: Repository.binary)
+        process.arguments = ["--config", configPath.path, "--log-format", "pretty", "--log-level", "info"] + arguments
+        FileManager.default.createFile(atPath: directory.appendingPathComponent("stderr").path, contents: nil)
+        FileManager.default.createFile(atPath: directory.appendingPathComponent("stdout").path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("stderr"))
+        process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("stdout"))
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while !stderrText.contains(" INFO started ") {
+            if !process.isRunning { throw TestError("forwarder exited early: \(stderrText)") }
+            if Date() > deadline { throw TestError("forwarder did not start within 10 s: \(stderrText)") }
+            usleep(10_000)
+        }
+    }
+
+    deinit {
+        if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    public var stderrText: String {
+        (try? String(contentsOf: directory.appendingPathComponent("stderr"), encoding: .utf8)) ?? ""
+    }
+
+    /// Sends SIGTERM and waits (at most `timeoutSecs`) for the exit.
+    @discardableResult
+    public func stop(timeoutSecs: Double = 20) -> ProcessResult {
+        if let finished { return finished }
+        if process.isRunning { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(timeoutSecs)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { kill(pid, SIGKILL) }
+        process.waitUntilExit()
+        let result = ProcessResult(exitCode: process.terminationStatus, stdout: "", stderr: stderrText)
+        finished = result
+        return result
+    }
+
+    /// Entries in /proc/PID/fd.
+    public var openFileCount: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// Threads of the process named iou-wrk-* (io_uring's io-wq kernel workers).
+    public var ioWorkerThreadCount: Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.filter { task in
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/comm", encoding: .utf8)) ?? ""
+            return comm.hasPrefix("iou-wrk")
+        }.count
+    }
+}
+
+/// A one-rule TCP config.
+public func tcpRuleConfig(name: String = "fwd", listenPort: UInt16, target: String, extra: String = "") -> String {
+    """
+    [global]
+    shutdown_drain_secs = 2
+    \(extra)
+    [[rule]]
+    name = "\(name)"
+    protocol = "tcp"
+    listen_port = \(listenPort)
+    target = "\(target)"
+
+    """
+}

@@ -1,0 +1,115 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real TCP backend on 127.0.0.1 or ::1 with an ephemeral port, a thread per
+/// connection. Stops (and closes every socket) on `stop()` or deinit.
+public final class TestBackend: @unchecked Sendable {
+    // @unchecked: mutable state is guarded by `lock`.
+    public enum Behaviour: Sendable {
+        /// Echo every byte back; on EOF from the client, shut down the write side and close.
+        case echo
+        /// Send `greeting`, shut down the write side at once, then read until EOF and
+        /// record what arrived.
+        case greetThenHalfClose([UInt8])
+        /// Listen with a backlog of 0 and never accept (connections pile up in the SYN
+        /// queue once the tiny accept queue is full).
+        case neverAccept
+    }
+
+    public let port: UInt16
+    public let host: String
+    private let listenFD: Int32
+    private let behaviour: Behaviour
+    private let lock = NSLock()
+    private var stopped = false
+    private var _received: [[UInt8]] = []
+    private var _accepted = 0
+    private var acceptThread: Thread?
+
+    public init(_ behaviour: Behaviour, host: String = "127.0.0.1") throws {
+        self.behaviour = behaviour
+        self.host = host
+        let v6 = host.contains(":")
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var rc: Int32
+        if v6 {
+            var sin6 = sockaddr_in6(); sin6.sin6_family = sa_family_t(AF_INET6); inet_pton(AF_INET6, host, &sin6.sin6_addr)
+            rc = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var sin = sockaddr_in(); sin.sin_family = sa_family_t(AF_INET); inet_pton(AF_INET, host, &sin.sin_addr)
+            rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        guard rc == 0 else { Glibc.close(fd); throw TestError("bind: errno \(errno)") }
+        if case .neverAccept = behaviour { listen(fd, 0) } else { listen(fd, 1024) }
+        var storage = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        port = withUnsafePointer(to: &storage) { p in
+            v6 ? UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in6.self).sin6_port)
+               : UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in.self).sin_port)
+        }
+        listenFD = fd
+        if case .neverAccept = behaviour { return }
+        let thread = Thread { [weak self] in self?.acceptLoop() }
+        acceptThread = thread
+        thread.start()
+    }
+
+    deinit { stop() }
+
+    /// Connections accepted so far.
+    public var accepted: Int { lock.withLock { _accepted } }
+    /// For `.greetThenHalfClose`: the bytes each finished connection sent.
+    public var received: [[UInt8]] { lock.withLock { _received } }
+
+    public func stop() {
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        if first { shutdown(listenFD, Int32(SHUT_RDWR)); Glibc.close(listenFD) }
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    private func acceptLoop() {
+        while !isStopped {
+            var pfd = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 100) > 0 else { continue }
+            let client = accept(listenFD, nil, nil)
+            guard client >= 0 else { continue }
+            lock.withLock { _accepted += 1 }
+            let behaviour = self.behaviour
+            Thread { [weak self] in self?.serve(client, behaviour) }.start()
+        }
+    }
+
+    private func serve(_ fd: Int32, _ behaviour: Behaviour) {
+        var tv = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let socket = TestSocket(fd: fd)
+        switch behaviour {
+        case .echo:
+            var chunk = [UInt8](repeating: 0, count: 256 * 1024)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                if (try? socket.sendAll(Array(chunk[0..<n]))) == nil { break }
+            }
+            socket.shutdownWrite()
+        case let .greetThenHalfClose(greeting):
+            try? socket.sendAll(greeting)
+            socket.shutdownWrite()
+            let bytes = (try? socket.receiveAll()) ?? []
+            lock.withLock { _received.append(bytes) }
+        case .neverAccept:
+            break
+        }
+        socket.close()
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking TCP socket for tests, on 127.0.0.1 or ::1 only.
+public final class TestSocket: @unchecked Sendable {
+    // @unchecked: a test uses one socket from at most two threads, one writing and one
+    // reading, which the kernel allows on a socket.
+    public let fd: Int32
+
+    public init(fd: Int32) { self.fd = fd }
+
+    deinit { close() }
+
+    private var closed = false
+
+    /// Connects to `host` ("127.0.0.1" or "::1") with a receive timeout.
+    public static func connect(_ host: String = "127.0.0.1", _ port: UInt16, receiveTimeoutSecs: Int = 20) throws -> TestSocket {
+        let v6 = host.contains(":")
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestError("socket: errno \(errno)") }
+        let s = TestSocket(fd: fd)
+        s.setReceiveTimeout(seconds: receiveTimeoutSecs)
+        var rc: Int32
+        if v6 {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = port.bigEndian
+            inet_pton(AF_INET6, host, &sin6.sin6_addr)
+            rc = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            inet_pton(AF_INET, host, &sin.sin_addr)
+            rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        guard rc == 0 else { throw TestError("connect \(host):\(port): errno \(errno)") }
+        return s
+    }
+
+    public func setReceiveTimeout(seconds: Int) {
+        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    public func sendAll(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TestError("send: errno \(errno)")
+            }
+            offset += n
+        }
+    }
+
+    /// Reads until EOF (or `limit` bytes). Throws on timeout or error (e.g. ECONNRESET).
+    public func receiveAll(limit: Int = .max) throws -> [UInt8] {
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 256 * 1024)
+        while out.count < limit {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, limit - out.count), 0) }
+            if n == 0 { break }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw TestError("recv: errno \(errno) (\(String(cString: strerror(errno)))) after \(out.count) bytes")
+            }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return out
+    }
+
+    /// Reads exactly `count` bytes.
+    public func receive(exactly count: Int) throws -> [UInt8] {
+        let bytes = try receiveAll(limit: count)
+        guard bytes.count == count else { throw TestError("EOF after \(bytes.count) of \(count) bytes") }
+        return bytes
+    }
+
+    /// What one recv returns: bytes, [] for EOF, or the errno (ECONNRESET...).
+    public func receiveOnce() -> Result<[UInt8], TestError> {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 { return .failure(TestError("errno \(errno)", errno: errno)) }
+        return .success(Array(chunk[0..<n]))
+    }
+
+    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
+    public func close() {
+        if !closed { closed = true; Glibc.close(fd) }
+    }
+}
+
+public struct TestError: Error, CustomStringConvertible {
+    public let description: String
+    public let errno: Int32
+    public init(_ description: String, errno: Int32 = 0) { self.description = description; self.errno = errno }
+}
+
+/// Random bytes (not cryptographic; reproducible per seed).
+public func randomBytes(_ count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [UInt8] {
+    var state = seed | 1
+    var out = [UInt8](repeating: 0, count: count)
+    out.withUnsafeMutableBytes { raw in
+        var i = 0
+        while i + 8 <= count {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            raw.storeBytes(of: state, toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < count {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            raw[i] = UInt8(truncatingIfNeeded: state); i += 1
+        }
+    }
+    return out
+}
+
+/// A port nobody listens on right now (bound to 0, read back, closed).
+public func freePort(_ host: String = "127.0.0.1") -> UInt16 {
+    let v6 = host.contains(":")
+    let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { Glibc.close(fd) }
+    var storage = sockaddr_storage()
+    var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+    if v6 {
+        var sin6 = sockaddr_in6(); sin6.sin6_family = sa_family_t(AF_INET6); inet_pton(AF_INET6, host, &sin6.sin6_addr)
+        _ = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+    } else {
+        var sin = sockaddr_in(); sin.sin_family = sa_family_t(AF_INET); inet_pton(AF_INET, host, &sin.sin_addr)
+        _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    }
+    _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return withUnsafePointer(to: &storage) { p in
+        v6 ? UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in6.self).sin6_port)
+           : UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in.self).sin_port)
+    }
+}
