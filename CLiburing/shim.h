@@ -40,6 +40,9 @@ static const unsigned int PU_IORING_CQE_F_BUFFER = IORING_CQE_F_BUFFER;
 static const unsigned int PU_IORING_CQE_F_MORE = IORING_CQE_F_MORE;
 static const unsigned int PU_IORING_CQE_BUFFER_SHIFT = IORING_CQE_BUFFER_SHIFT;
 
+// send/recv ioprio flags.
+static const unsigned int PU_IORING_RECVSEND_POLL_FIRST = IORING_RECVSEND_POLL_FIRST;
+
 // Ring set-up flags.
 static const unsigned int PU_IORING_SETUP_CQSIZE = IORING_SETUP_CQSIZE;
 static const unsigned int PU_IORING_SETUP_SUBMIT_ALL = IORING_SETUP_SUBMIT_ALL;

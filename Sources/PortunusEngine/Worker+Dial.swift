@@ -67,11 +67,11 @@ extension Worker {
     }
 
     /// The upstream is connected: both directions start relaying.
+    /// TCP_NODELAY is already set on both sockets: the client's is inherited from the
+    /// listener, the upstream's was set at creation.
     private func established(_ slot: Int32) {
-        Sockets.setNoDelay(slab[slot].client)
-        Sockets.setNoDelay(slab[slot].upstream)
         slab[slot].state = .relaying
-        startRead(slot, .up)
-        startRead(slot, .down)
+        startRead(slot, .up, pollFirst: false)
+        startRead(slot, .down, pollFirst: false)
     }
 }

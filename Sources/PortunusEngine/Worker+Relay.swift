@@ -20,9 +20,11 @@ extension Worker {
         counters.add(direction == .up ? .bytesIn : .bytesOut, rule: Int(slab[slot].rule), UInt64(bytes))
     }
 
-    func startRead(_ slot: Int32, _ direction: Direction) {
+    /// Arms the next read of this half. `pollFirst`: no data can be waiting (we just
+    /// relayed the other side's bytes, or drained this side), so skip the first try.
+    func startRead(_ slot: Int32, _ direction: Direction, pollFirst: Bool = true) {
         if let buffers {
-            ring.prepareRecv(fd: source(slot, direction), from: buffers, userData: userData(slot, .recv, direction))
+            ring.prepareRecv(fd: source(slot, direction), from: buffers, pollFirst: pollFirst, userData: userData(slot, .recv, direction))
             slab[slot].inFlight += 1
         } else {
             guard ensurePipe(slot, direction) else { close(slot, reset: true); return }
@@ -36,11 +38,16 @@ extension Worker {
         slab[slot][direction].phase = .reading
     }
 
-    /// This half saw EOF: pass the FIN on; when both halves are done, close.
+    /// This half saw EOF: pass the FIN on; when both halves are done, close. When the
+    /// other half is already done, close() sends the FIN itself (both receive queues
+    /// are drained, so it is a FIN, not an RST) and the shutdown call is saved.
     private func finishHalf(_ slot: Int32, _ direction: Direction) {
         slab[slot][direction].phase = .finished
-        Sockets.shutdownWrite(destination(slot, direction))
-        if slab[slot][direction.other].phase == .finished { close(slot, reset: false) }
+        if slab[slot][direction.other].phase == .finished {
+            close(slot, reset: false)
+        } else {
+            Sockets.shutdownWrite(destination(slot, direction))
+        }
     }
 
     // MARK: buffers path
@@ -88,7 +95,9 @@ extension Worker {
             return
         }
         recycle(slab[slot][direction].buffer)
-        startRead(slot, direction)
+        // A recv that filled its whole buffer suggests more is queued (bulk): try at
+        // once. A smaller one drained the socket: wait for readiness first.
+        startRead(slot, direction, pollFirst: Int(slab[slot][direction].length) < setup.settings.bufferSize)
     }
 
     /// Returns a buffer to the kernel and wakes one half that was waiting for one.
@@ -98,7 +107,7 @@ extension Worker {
             guard let slot = slab.resolve(entry), slab[slot].state == .relaying else { continue }
             let direction: Direction = entry.kind & 1 == 0 ? .up : .down
             guard slab[slot][direction].phase == .parked else { continue }
-            startRead(slot, direction)
+            startRead(slot, direction, pollFirst: false)
             return
         }
     }
@@ -138,7 +147,7 @@ extension Worker {
         } else if result == 0 {
             finishHalf(slot, direction)
         } else if result == -EAGAIN {
-            startRead(slot, direction)
+            startRead(slot, direction, pollFirst: false)
         } else {
             close(slot, reset: true)
         }
@@ -158,7 +167,7 @@ extension Worker {
         if slab[slot][direction].inPipe > 0 {
             spliceOut(slot, direction)
         } else {
-            startRead(slot, direction)
+            startRead(slot, direction, pollFirst: false)
         }
     }
 }

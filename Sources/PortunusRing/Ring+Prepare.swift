@@ -50,11 +50,14 @@ extension Ring {
     }
 
     /// Recv into a buffer the kernel picks from `buffers` when data arrives, so an idle
-    /// connection holds no buffer (IOSQE_BUFFER_SELECT).
-    public func prepareRecv(fd: Int32, from buffers: ProvidedBufferRing, userData: UserData) {
+    /// connection holds no buffer (IOSQE_BUFFER_SELECT). `pollFirst`
+    /// (IORING_RECVSEND_POLL_FIRST) skips the first, doomed attempt when the caller
+    /// knows no data can be there yet (e.g. right after relaying a request).
+    public func prepareRecv(fd: Int32, from buffers: ProvidedBufferRing, pollFirst: Bool = false, userData: UserData) {
         let sqe = nextSQE()
         io_uring_prep_recv(sqe, fd, nil, buffers.bufferSize, 0)
         sqe.pointee.buf_group = buffers.groupID
+        if pollFirst { sqe.pointee.ioprio |= UInt16(PU_IORING_RECVSEND_POLL_FIRST) }
         finish(sqe, userData, [], extraFlags: PU_IOSQE_BUFFER_SELECT)
     }
 

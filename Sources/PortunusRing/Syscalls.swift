@@ -28,14 +28,18 @@ public enum Sockets {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
         }
         if rc != 0 { let e = lastError("bind"); _ = CLiburing.close(fd); throw e }
+        // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt per
+        // port instead of one per connection.
+        setNoDelay(fd)
         if listen(fd, backlog) != 0 { let e = lastError("listen"); _ = CLiburing.close(fd); throw e }
         return fd
     }
 
-    /// A blocking TCP socket for an upstream connection.
+    /// A blocking TCP socket for an upstream connection, with TCP_NODELAY.
     public static func stream(_ family: SocketAddress.Family) throws(SystemError) -> Int32 {
         let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { throw lastError("socket") }
+        setNoDelay(fd)
         return fd
     }
 
