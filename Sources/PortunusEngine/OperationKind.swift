@@ -8,11 +8,12 @@ enum OperationKind: UInt8 {
     case connectTimeout = 5
     case cancel = 6
     case stopAccept = 7      // cancel of a listener's multishot accept on stop
-    case recv = 8            // +1 for .down
-    case send = 10
-    case poll = 12
-    case spliceIn = 14       // socket -> pipe
-    case spliceOut = 16      // pipe -> socket
+    case acceptRetry = 8     // re-arm a listener after a resource error (slot = listener)
+    case recv = 16           // +1 for .down
+    case send = 18
+    case poll = 20
+    case spliceIn = 22       // socket -> pipe
+    case spliceOut = 24      // pipe -> socket
 
     @inline(__always)
     static func decode(_ raw: UInt8) -> (OperationKind, Direction)? {

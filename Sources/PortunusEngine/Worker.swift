@@ -28,6 +28,7 @@ final class Worker {
     let endpointFamilies: [SocketAddress.Family]
     let connectTimeout: PinnedTimeout
     let drainTimeout: PinnedTimeout
+    let acceptRetryDelay = PinnedTimeout(milliseconds: 100)
     let slab: ConnectionSlab
     var parked: ParkedQueue
     var pipePool: [(read: Int32, write: Int32)] = []
@@ -77,6 +78,9 @@ final class Worker {
         }
         switch kind {
         case .accept: onAccept(completion)
+        case .acceptRetry:
+            armedAccepts -= 1
+            if !stopping { armAccept(Int(completion.userData.slot)) }
         case .wake: onWake()
         case .drainTimer: onDrainExpired()
         case .stopAccept: break
@@ -112,7 +116,16 @@ final class Worker {
         let listener = Int(c.userData.slot)
         if !c.hasMore {
             armedAccepts -= 1
-            if !stopping { armAccept(listener) }
+            if !stopping {
+                if c.result == -EMFILE || c.result == -ENFILE || c.result == -ENOMEM || c.result == -ENOBUFS {
+                    // Out of fds or memory: re-arming at once would fail at once, in a
+                    // loop. Wait 100 ms; connections keep queueing in the backlog.
+                    ring.prepareTimeout(acceptRetryDelay, userData: UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue))
+                    armedAccepts += 1
+                } else {
+                    armAccept(listener)
+                }
+            }
         }
         let planListener = setup.listenerPlanIndex[listener]
         let rule = setup.plan.listeners[planListener].rule
@@ -146,6 +159,11 @@ final class Worker {
         stopping = true
         for fd in setup.listenerFDs {
             ring.prepareCancelAll(fd: fd, userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
+        }
+        // Pending accept-retry timers are cut short too (their completion re-arms nothing now).
+        for listener in setup.listenerFDs.indices {
+            ring.prepareCancel(UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue),
+                               userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
         }
         if slab.inUse > 0 {
             if drainTimeout.milliseconds == 0 { onDrainExpired() } else {

@@ -1,0 +1,96 @@
+// Entry points: file -> text -> TOML -> validated Configuration.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import TOMLKit
+
+/// Loads and validates portunus-uring configuration files (SPEC.md §2).
+///
+/// Both entry points either return a fully validated `Configuration` or throw
+/// one `ConfigError` listing every problem found, never just the first, so
+/// `--check` can print them all in one run.
+public enum ConfigLoader {
+    /// Files larger than this are refused: a config is a few KiB, and the cap
+    /// keeps `--config /dev/zero` from reading forever.
+    public static let maxFileBytes = 16 << 20
+
+    /// Reads and validates the file at `path`.
+    ///
+    /// - Throws: `ConfigError` with `io.read_failed` (message names the path
+    ///   and the OS error) when the file cannot be read, else whatever
+    ///   `parse(_:path:)` reports.
+    public static func load(path: String) throws(ConfigError) -> Configuration {
+        let bytes: [UInt8]
+        switch FileReader.readAll(path: path, limit: maxFileBytes) {
+        case .success(let data): bytes = data
+        case .failure(let error):
+            throw ConfigError(path: path, diagnostics: [ConfigDiagnostic(
+                code: ConfigDiagnostic.Code.ioReadFailed,
+                message: "cannot read config file \(quoted(path)): \(error)", path: path)])
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(path: path, diagnostics: [ConfigDiagnostic(
+                code: ConfigDiagnostic.Code.parseSyntax,
+                message: "the file is not valid UTF-8 text", path: path)])
+        }
+        return try parse(text, path: path)
+    }
+
+    /// Validates configuration `text`; `path` only labels the diagnostics.
+    ///
+    /// - Throws: `ConfigError` with `parse.syntax` (with line and column) when
+    ///   the text is not TOML, else every validation problem.
+    public static func parse(_ text: String, path: String = "<string>") throws(ConfigError) -> Configuration {
+        let root = try parseTOML(text, path: path)
+        let parser = ConfigParser()
+        guard let configuration = parser.parse(root) else {
+            let diagnostics = parser.sink.diagnostics.map { $0.with(path: path) }
+            throw ConfigError(path: path, diagnostics: diagnostics)
+        }
+        return configuration
+    }
+
+    private static func parseTOML(_ text: String, path: String) throws(ConfigError) -> TOMLTable {
+        // TOMLKit hands toml++ a C string, which would silently end at a NUL
+        // and drop the rest of the file; TOML forbids NUL anyway.
+        if let nul = text.utf8.firstIndex(of: 0) {
+            let (line, column) = position(of: nul, in: text)
+            throw syntaxError(path: path, line: line, column: column,
+                              message: "NUL character; the file is not TOML text")
+        }
+        do {
+            return try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw syntaxError(path: path, line: error.source.begin.line, column: error.source.begin.column,
+                              message: error.description)
+        } catch {
+            throw syntaxError(path: path, line: nil, column: nil, message: "\(error)")
+        }
+    }
+
+    private static func syntaxError(path: String, line: Int?, column: Int?, message: String) -> ConfigError {
+        ConfigError(path: path, diagnostics: [ConfigDiagnostic(
+            code: ConfigDiagnostic.Code.parseSyntax, line: line, column: column, message: message, path: path)])
+    }
+
+    /// 1-based line and column (in Unicode scalars, as toml++ counts) of a UTF-8 offset.
+    private static func position(of index: String.UTF8View.Index, in text: String) -> (Int, Int) {
+        var line = 1, column = 1
+        for scalar in text[..<index].unicodeScalars {
+            if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
+        }
+        return (line, column)
+    }
+}
+
+extension ConfigDiagnostic {
+    /// The same diagnostic labelled with the file it came from.
+    func with(path: String) -> ConfigDiagnostic {
+        ConfigDiagnostic(code: code, rule: rule, key: key, line: line, column: column,
+                         message: message, path: path)
+    }
+}

@@ -1,0 +1,102 @@
+// TOML document -> Configuration: the top level and the three settings
+// sections. Rules are in ConfigParser+Rules.swift, their targets in
+// ConfigParser+Targets.swift, checks across rules in ConfigParser+Overlap.swift.
+import TOMLKit
+
+/// One validation pass over a parsed TOML document. Every problem goes to
+/// `sink`; `parse` returns a configuration only when there were none.
+struct ConfigParser {
+    let sink = DiagnosticCollector()
+
+    /// Longest path `bind(2)` takes for an AF_UNIX socket: `sun_path` is 108
+    /// bytes including the terminating NUL on Linux (unix(7)).
+    static let maxSocketPathBytes = 107
+
+    func parse(_ root: TOMLTable) -> Configuration? {
+        let top = TableReader(table: root, scope: .topLevel, sink: sink)
+        let global = parseGlobal(section(top, "global", place: "[global]"))
+        let defaults = parseDefaults(section(top, "defaults", place: "[defaults]"))
+        let stats = parseStats(section(top, "stats", place: "[stats]"))
+        let drafts = parseRules(top, defaults: defaults)
+        checkListenOverlaps(drafts)
+        top.reportUnknownKeys(known: ["global", "defaults", "stats", "rule"])
+        guard sink.count == 0 else { return nil }
+        return Configuration(global: global, defaults: defaults.settings, stats: stats,
+                             rules: drafts.compactMap(\.rule))
+    }
+
+    /// The reader for `[name]`, or nil when the section is absent or
+    /// (reported) not a table.
+    private func section(_ top: TableReader, _ name: String, place: String) -> TableReader? {
+        guard let value = top.value(name) else { return nil }
+        guard let table = value.table else {
+            top.wrongType(name, expected: "a table (\(place))", found: value, hint: nil)
+            return nil
+        }
+        return TableReader(table: table, scope: Scope(rule: nil, keyPrefix: name + ".", place: place),
+                           sink: sink)
+    }
+
+    private func parseGlobal(_ reader: TableReader?) -> GlobalSettings {
+        let fallback = GlobalSettings()
+        guard let reader else { return fallback }
+        defer { reader.reportUnknownKeys(known: ["label", "log_level", "log_format", "shutdown_drain_secs"]) }
+        // Read in schema order so diagnostics come out in the order the spec lists the keys.
+        let label = reader.string("label")
+        let level: LogLevel? = reader.choice("log_level", code: ConfigDiagnostic.Code.logLevelInvalid)
+        let format: LogFormat? = reader.choice("log_format", code: ConfigDiagnostic.Code.logFormatInvalid)
+        let drainSecs = reader.integer("shutdown_drain_secs", in: 0...Int.max, meaning: "shutdown_drain_secs")
+        return GlobalSettings(label: label, logLevel: level ?? fallback.logLevel, logFormat: format ?? fallback.logFormat,
+                              shutdownDrain: drainSecs.map { .seconds($0) } ?? fallback.shutdownDrain)
+    }
+
+    /// `[defaults]` plus whether its protocol is usable: when
+    /// `defaults.protocol` is invalid, rules that inherit it have no known
+    /// protocol, and protocol-dependent checks on them are skipped rather
+    /// than run against a guess.
+    struct Defaults {
+        var settings = RuleDefaults()
+        var proto: TransportProtocol? = .tcp
+    }
+
+    private func parseDefaults(_ reader: TableReader?) -> Defaults {
+        var result = Defaults()
+        guard let reader else { return result }
+        defer { reader.reportUnknownKeys(known: ["protocol", "udp_max_flows", "udp_flow_idle_secs", "prefer_ipv6"]) }
+        let fallback = result.settings
+        if reader.has("protocol") {
+            result.proto = reader.choice("protocol", code: ConfigDiagnostic.Code.protocolUnknown)
+        }
+        let flows = reader.integer("udp_max_flows", in: 1...Int.max, meaning: "udp_max_flows")
+        let idleSecs = reader.integer("udp_flow_idle_secs", in: 1...Int.max, meaning: "udp_flow_idle_secs")
+        let preferIPv6 = reader.bool("prefer_ipv6")
+        result.settings = RuleDefaults(
+            proto: result.proto ?? fallback.proto,
+            udpMaxFlows: flows ?? fallback.udpMaxFlows,
+            udpFlowIdle: idleSecs.map { .seconds($0) } ?? fallback.udpFlowIdle,
+            preferIPv6: preferIPv6 ?? fallback.preferIPv6)
+        return result
+    }
+
+    private func parseStats(_ reader: TableReader?) -> StatsSettings {
+        let fallback = StatsSettings()
+        guard let reader else { return fallback }
+        defer { reader.reportUnknownKeys(known: ["enabled", "socket_path", "refresh_ms"]) }
+        let enabled = reader.bool("enabled") ?? fallback.enabled
+        let path = reader.string("socket_path") ?? fallback.socketPath
+        let refreshMs = reader.integer("refresh_ms")
+        // A disabled stats section is never used, so its values are kept as
+        // written: turning stats off must not require fixing them first.
+        if enabled, let refreshMs, !(250...5000).contains(refreshMs) {
+            reader.sink.report(ConfigDiagnostic.Code.refreshMsOutOfRange, reader.scope, key: "refresh_ms",
+                               "\(refreshMs) is out of range: refresh_ms must be within 250...5000")
+        }
+        if enabled, path.isEmpty || path.utf8.count > ConfigParser.maxSocketPathBytes {
+            reader.sink.report(ConfigDiagnostic.Code.valueOutOfRange, reader.scope, key: "socket_path",
+                               "socket_path must be 1 to \(ConfigParser.maxSocketPathBytes) bytes "
+                                   + "(AF_UNIX limit), found \(path.utf8.count)")
+        }
+        return StatsSettings(enabled: enabled, socketPath: path,
+                             refresh: refreshMs.map { .milliseconds($0) } ?? fallback.refresh)
+    }
+}

@@ -1,0 +1,126 @@
+// The validated, immutable configuration of portunus-uring (SPEC.md §2).
+//
+// Every value here has already passed validation: the engine and the CLI may
+// rely on the invariants documented on each type and never re-check them.
+// `ConfigLoader` is the only producer of a `Configuration` from a file.
+
+/// A fully validated configuration file: the four TOML sections, with
+/// `[defaults]` already folded into every rule.
+public struct Configuration: Sendable, Equatable {
+    /// `[global]`: process-wide settings.
+    public let global: GlobalSettings
+    /// `[defaults]`: the values rules inherited. Kept so the start-up log and
+    /// a SIGHUP reload can show what a rule did not set itself.
+    public let defaults: RuleDefaults
+    /// `[stats]`: the stats socket.
+    public let stats: StatsSettings
+    /// `[[rule]]` entries in file order; never empty, names unique, no two
+    /// rules of the same protocol share a listen port.
+    public let rules: [Rule]
+
+    /// Creates a configuration from already-validated parts (for tests and
+    /// embedders; files go through `ConfigLoader`).
+    public init(global: GlobalSettings = GlobalSettings(),
+                defaults: RuleDefaults = RuleDefaults(),
+                stats: StatsSettings = StatsSettings(),
+                rules: [Rule]) {
+        self.global = global
+        self.defaults = defaults
+        self.stats = stats
+        self.rules = rules
+    }
+}
+
+/// `[global]`: settings that apply to the whole process.
+public struct GlobalSettings: Sendable, Equatable {
+    /// `label`: free text printed in the start-up log line; nil when absent.
+    public let label: String?
+    /// `log_level`: default `.warn`.
+    public let logLevel: LogLevel
+    /// `log_format`: default `.json`.
+    public let logFormat: LogFormat
+    /// `shutdown_drain_secs`: how long open TCP connections may finish after
+    /// SIGTERM/SIGINT. Default 30 s; never negative (0 closes them at once).
+    public let shutdownDrain: Duration
+
+    /// Creates global settings; every argument defaults to the spec default.
+    public init(label: String? = nil,
+                logLevel: LogLevel = .warn,
+                logFormat: LogFormat = .json,
+                shutdownDrain: Duration = .seconds(30)) {
+        self.label = label
+        self.logLevel = logLevel
+        self.logFormat = logFormat
+        self.shutdownDrain = shutdownDrain
+    }
+}
+
+/// `[defaults]`: values a rule inherits for every key it omits.
+public struct RuleDefaults: Sendable, Equatable {
+    /// `protocol`: default `.tcp`.
+    public let proto: TransportProtocol
+    /// `udp_max_flows`: default 1024; always >= 1.
+    public let udpMaxFlows: Int
+    /// `udp_flow_idle_secs`: default 60 s; always >= 1 s.
+    public let udpFlowIdle: Duration
+    /// `prefer_ipv6`: default false.
+    public let preferIPv6: Bool
+
+    /// Creates rule defaults; every argument defaults to the spec default.
+    public init(proto: TransportProtocol = .tcp,
+                udpMaxFlows: Int = 1024,
+                udpFlowIdle: Duration = .seconds(60),
+                preferIPv6: Bool = false) {
+        self.proto = proto
+        self.udpMaxFlows = udpMaxFlows
+        self.udpFlowIdle = udpFlowIdle
+        self.preferIPv6 = preferIPv6
+    }
+}
+
+/// `[stats]`: the Unix stats socket (SPEC.md §8).
+public struct StatsSettings: Sendable, Equatable {
+    /// `enabled`: default true.
+    public let enabled: Bool
+    /// `socket_path`: default `/run/portunus/standalone.sock`. When enabled it
+    /// is non-empty and fits `sockaddr_un.sun_path`.
+    public let socketPath: String
+    /// `refresh_ms`: snapshot period, default 1000 ms; within 250...5000 ms
+    /// when enabled (a disabled section keeps whatever the file said).
+    public let refresh: Duration
+
+    /// The path Portunus standalone uses, so `stats` finds either daemon.
+    public static let defaultSocketPath = "/run/portunus/standalone.sock"
+
+    /// Creates stats settings; every argument defaults to the spec default.
+    public init(enabled: Bool = true,
+                socketPath: String = StatsSettings.defaultSocketPath,
+                refresh: Duration = .milliseconds(1000)) {
+        self.enabled = enabled
+        self.socketPath = socketPath
+        self.refresh = refresh
+    }
+}
+
+/// `log_level`: the least severe level that is still logged.
+public enum LogLevel: String, Sendable, CaseIterable {
+    case error, warn, info, debug, trace
+}
+
+/// `log_format`: JSON lines for machines, `pretty` for people.
+public enum LogFormat: String, Sendable, CaseIterable {
+    case json, pretty
+}
+
+/// `protocol` of a rule.
+public enum TransportProtocol: String, Sendable, CaseIterable {
+    case tcp, udp
+}
+
+/// `proxy_protocol` of a target: which PROXY prelude to send (SPEC.md §4).
+public enum ProxyProtocolVersion: String, Sendable, CaseIterable {
+    /// Text header: `PROXY TCP4 src dst sport dport\r\n`.
+    case v1
+    /// Binary header: 12-byte signature plus address block.
+    case v2
+}

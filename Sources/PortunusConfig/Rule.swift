@@ -1,0 +1,95 @@
+// One `[[rule]]`: where to listen and where to forward (SPEC.md §2-§7).
+
+/// A validated forwarding rule with `[defaults]` already applied.
+///
+/// Invariants (checked by `ConfigLoader`, asserted by `init`):
+/// - `targets` is non-empty and stable-sorted by `priority` (lower first),
+///   file order breaking ties, because failover dials in this order (§5);
+/// - every target's port range is exactly as wide as `listenPorts`, so
+///   listen port `listenPorts.lower + k` forwards to `ports.port(atOffset: k)`;
+/// - a rule with more than one target listens on a single port;
+/// - a UDP rule has no target with a `proxyProtocol`.
+public struct Rule: Sendable, Equatable {
+    /// `name`: unique among the rules, never empty.
+    public let name: String
+    /// `protocol`, or `[defaults].protocol` when the rule omits it.
+    public let proto: TransportProtocol
+    /// `listen_port` (a one-port range) or `listen_ports`.
+    public let listenPorts: PortRange
+    /// `target` (one target, priority 0) or `targets`, in dial order.
+    public let targets: [Target]
+    /// `prefer_ipv6`: put AAAA answers first when resolving DNS targets.
+    public let preferIPv6: Bool
+    /// `udp_max_flows`: cap on concurrent UDP flows of this rule; >= 1.
+    public let udpMaxFlows: Int
+    /// `udp_flow_idle_secs`: a UDP flow idle this long in both directions expires.
+    public let udpFlowIdle: Duration
+
+    /// Creates a rule. `targets` are put in dial order here (stable sort by
+    /// priority), so every `Rule` holds them sorted however it was built.
+    /// Traps if the invariants above do not hold: that is a programmer error,
+    /// files are validated by `ConfigLoader` first.
+    public init(name: String,
+                proto: TransportProtocol,
+                listenPorts: PortRange,
+                targets: [Target],
+                preferIPv6: Bool = false,
+                udpMaxFlows: Int = 1024,
+                udpFlowIdle: Duration = .seconds(60)) {
+        precondition(!targets.isEmpty, "rule \(name) has no targets")
+        precondition(targets.count == 1 || listenPorts.count == 1,
+                     "rule \(name): several targets need a single listen port")
+        precondition(targets.allSatisfy { $0.ports.count == listenPorts.count },
+                     "rule \(name): target port ranges must be as wide as the listen range")
+        precondition(proto == .tcp || targets.allSatisfy { $0.proxyProtocol == nil },
+                     "rule \(name): PROXY protocol is TCP only")
+        precondition(udpMaxFlows >= 1, "rule \(name): udpMaxFlows must be >= 1")
+        self.name = name
+        self.proto = proto
+        self.listenPorts = listenPorts
+        self.targets = Rule.dialOrder(targets)
+        self.preferIPv6 = preferIPv6
+        self.udpMaxFlows = udpMaxFlows
+        self.udpFlowIdle = udpFlowIdle
+    }
+
+    /// Stable sort by priority. `sort(by:)` is not documented as stable, so
+    /// the original position is an explicit tie-breaker.
+    static func dialOrder(_ targets: [Target]) -> [Target] {
+        targets.enumerated()
+            .sorted { ($0.element.priority, $0.offset) < ($1.element.priority, $1.offset) }
+            .map(\.element)
+    }
+}
+
+/// One upstream of a rule.
+public struct Target: Sendable, Equatable, CustomStringConvertible {
+    /// Address literal or DNS name (resolved by the engine, SPEC.md §6).
+    public let host: TargetHost
+    /// Upstream port(s); as wide as the rule's listen range.
+    public let ports: PortRange
+    /// `priority`: lower is dialled first; >= 0; 0 when absent.
+    public let priority: Int
+    /// `proxy_protocol`: the PROXY prelude to send first; nil sends none.
+    public let proxyProtocol: ProxyProtocolVersion?
+    /// Position in the rule's `targets` array (0 for `target = "..."`), so
+    /// logs and stats can point at the entry the operator wrote.
+    public let fileIndex: Int
+
+    /// Creates a target.
+    public init(host: TargetHost,
+                ports: PortRange,
+                priority: Int = 0,
+                proxyProtocol: ProxyProtocolVersion? = nil,
+                fileIndex: Int = 0) {
+        precondition(priority >= 0, "target priority must be >= 0")
+        self.host = host
+        self.ports = ports
+        self.priority = priority
+        self.proxyProtocol = proxyProtocol
+        self.fileIndex = fileIndex
+    }
+
+    /// `host:port` or `host:lo-hi`, IPv6 bracketed: the form `target = ` takes.
+    public var description: String { "\(host):\(ports)" }
+}
