@@ -28,7 +28,8 @@ public final class TestBackend: @unchecked Sendable {
     private var _accepted = 0
     private var acceptThread: Thread?
 
-    public init(_ behaviour: Behaviour, host: String = "127.0.0.1") throws {
+    /// `port` 0 picks an ephemeral port.
+    public init(_ behaviour: Behaviour, host: String = "127.0.0.1", port requested: UInt16 = 0) throws {
         self.behaviour = behaviour
         self.host = host
         let v6 = host.contains(":")
@@ -38,9 +39,11 @@ public final class TestBackend: @unchecked Sendable {
         var rc: Int32
         if v6 {
             var sin6 = sockaddr_in6(); sin6.sin6_family = sa_family_t(AF_INET6); inet_pton(AF_INET6, host, &sin6.sin6_addr)
+            sin6.sin6_port = requested.bigEndian
             rc = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
         } else {
             var sin = sockaddr_in(); sin.sin_family = sa_family_t(AF_INET); inet_pton(AF_INET, host, &sin.sin_addr)
+            sin.sin_port = requested.bigEndian
             rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         }
         guard rc == 0 else { Glibc.close(fd); throw TestError("bind: errno \(errno)") }

@@ -140,3 +140,24 @@ public func freePort(_ host: String = "127.0.0.1") -> UInt16 {
            : UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in.self).sin_port)
     }
 }
+
+/// Whether a wildcard TCP bind of `port` succeeds right now (IPv4 and IPv6).
+public func canBind(port: UInt16) -> Bool {
+    for v6 in [false, true] {
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var rc: Int32
+        if v6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+            var sin6 = sockaddr_in6(); sin6.sin6_family = sa_family_t(AF_INET6); sin6.sin6_port = port.bigEndian
+            rc = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var sin = sockaddr_in(); sin.sin_family = sa_family_t(AF_INET); sin.sin_port = port.bigEndian
+            rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        if rc != 0 { return false }
+    }
+    return true
+}
