@@ -1,24 +1,48 @@
 import CLiburing
 
 /// An IPv4 or IPv6 socket address (C `sockaddr_in` / `sockaddr_in6`), as a value.
+/// The address bytes are stored inline, so reading a peer address per connection
+/// allocates nothing.
 public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
     /// The address family.
     public enum Family: Sendable { case ipv4, ipv6 }
 
     public let family: Family
-    /// Address bytes in network order: 4 for IPv4, 16 for IPv6.
-    public let octets: [UInt8]
     public let port: UInt16
+    /// Address bytes in network order: the first 4 (IPv4) or all 16 (IPv6).
+    private var storage: (UInt64, UInt64) = (0, 0)
+
+    public static func == (a: SocketAddress, b: SocketAddress) -> Bool {
+        a.family == b.family && a.port == b.port && a.storage == b.storage
+    }
 
     public init(ipv4 octets: [UInt8], port: UInt16) {
         precondition(octets.count == 4)
-        family = .ipv4; self.octets = octets; self.port = port
+        family = .ipv4; self.port = port
+        withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: octets) }
     }
 
     public init(ipv6 octets: [UInt8], port: UInt16) {
         precondition(octets.count == 16)
-        family = .ipv6; self.octets = octets; self.port = port
+        family = .ipv6; self.port = port
+        withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: octets) }
     }
+
+    private init(family: Family, port: UInt16, bytes: UnsafeRawBufferPointer) {
+        self.family = family; self.port = port
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) }
+    }
+
+    /// Number of address bytes: 4 or 16.
+    public var octetCount: Int { family == .ipv4 ? 4 : 16 }
+
+    /// The address bytes, without allocating.
+    public func withOctets<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: storage) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<octetCount])) }
+    }
+
+    /// The address bytes as an array (allocates; not for the hot path).
+    public var octets: [UInt8] { withOctets { Array($0) } }
 
     /// `127.0.0.1` / `::1` with `port`.
     public static func loopback(_ family: Family, port: UInt16) -> SocketAddress {
@@ -29,21 +53,21 @@ public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
 
     /// An IPv6 address of the form `::ffff:a.b.c.d` (a v4 client on a dual-stack socket).
     public var isIPv4Mapped: Bool {
-        family == .ipv6 && octets[0..<10].allSatisfy { $0 == 0 } && octets[10] == 0xFF && octets[11] == 0xFF
+        family == .ipv6 && storage.0 == 0 && UInt32(truncatingIfNeeded: storage.1) == UInt32(0xFFFF_0000).bigEndian
     }
 
     public var description: String {
         switch family {
-        case .ipv4: return "\(octets.map(String.init).joined(separator: ".")):\(port)"
-        case .ipv6: return "[\(Self.text(of: octets))]:\(port)"
+        case .ipv4: return "\(Self.text(of: self)):\(port)"
+        case .ipv6: return "[\(Self.text(of: self))]:\(port)"
         }
     }
 
     /// inet_ntop text form (RFC 5952 for IPv6).
-    static func text(of octets: [UInt8]) -> String {
+    static func text(of address: SocketAddress) -> String {
         var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        octets.withUnsafeBytes { raw in
-            _ = inet_ntop(octets.count == 4 ? AF_INET : AF_INET6, raw.baseAddress, &out, socklen_t(out.count))
+        address.withOctets { raw in
+            _ = inet_ntop(address.family == .ipv4 ? AF_INET : AF_INET6, raw.baseAddress, &out, socklen_t(out.count))
         }
         return String(cString: out)
     }
@@ -56,14 +80,14 @@ public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
             return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
                 sin.pointee.sin_family = sa_family_t(AF_INET)
                 sin.pointee.sin_port = port.bigEndian
-                withUnsafeMutableBytes(of: &sin.pointee.sin_addr) { $0.copyBytes(from: octets) }
+                withUnsafeMutableBytes(of: &sin.pointee.sin_addr) { dst in withOctets { dst.copyMemory(from: $0) } }
                 return socklen_t(MemoryLayout<sockaddr_in>.size)
             }
         case .ipv6:
             return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
                 sin6.pointee.sin6_family = sa_family_t(AF_INET6)
                 sin6.pointee.sin6_port = port.bigEndian
-                withUnsafeMutableBytes(of: &sin6.pointee.sin6_addr) { $0.copyBytes(from: octets) }
+                withUnsafeMutableBytes(of: &sin6.pointee.sin6_addr) { dst in withOctets { dst.copyMemory(from: $0) } }
                 return socklen_t(MemoryLayout<sockaddr_in6>.size)
             }
         }
@@ -74,12 +98,12 @@ public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
         switch Int32(storage.pointee.ss_family) {
         case AF_INET:
             let sin = UnsafeRawPointer(storage).load(as: sockaddr_in.self)
-            var addr = sin.sin_addr
-            self.init(ipv4: withUnsafeBytes(of: &addr) { Array($0) }, port: UInt16(bigEndian: sin.sin_port))
+            let addr = sin.sin_addr
+            self = withUnsafeBytes(of: addr) { SocketAddress(family: .ipv4, port: UInt16(bigEndian: sin.sin_port), bytes: $0) }
         case AF_INET6:
             let sin6 = UnsafeRawPointer(storage).load(as: sockaddr_in6.self)
-            var addr = sin6.sin6_addr
-            self.init(ipv6: withUnsafeBytes(of: &addr) { Array($0) }, port: UInt16(bigEndian: sin6.sin6_port))
+            let addr = sin6.sin6_addr
+            self = withUnsafeBytes(of: addr) { SocketAddress(family: .ipv6, port: UInt16(bigEndian: sin6.sin6_port), bytes: $0) }
         default:
             return nil
         }
