@@ -3,8 +3,8 @@
 // portunus-uring: an io_uring TCP/UDP port forwarder.
 // Dependency arrows are one-way (see ../shared/STYLE.md):
 //   portunus-uring (executable) -> PortunusEngine -> PortunusRing -> CLiburing
-//   PortunusEngine -> PortunusConfig
-//   PortunusConfig depends on nothing of ours.
+//   PortunusEngine -> PortunusConfig, PortunusProxyProtocol
+//   PortunusConfig and PortunusProxyProtocol depend on nothing of ours.
 import PackageDescription
 
 let package = Package(
@@ -33,11 +33,13 @@ let package = Package(
             name: "PortunusConfig",
             dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
         ),
+        // PROXY protocol v1/v2 encode and decode: pure Swift, no Foundation, no liburing.
+        .target(name: "PortunusProxyProtocol"),
         // Workers (one ring per core), connection slab, relay state machines.
         .target(
             name: "PortunusEngine",
             dependencies: [
-                "PortunusRing", "PortunusConfig",
+                "PortunusRing", "PortunusConfig", "PortunusProxyProtocol",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -53,14 +55,15 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PortunusRingTests", dependencies: ["PortunusRing"]),
         .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig"]),
+        .testTarget(name: "PortunusProxyProtocolTests", dependencies: ["PortunusProxyProtocol"]),
         .testTarget(
             name: "PortunusEngineTests",
             dependencies: [
-                "PortunusEngine", "PortunusConfig", "PortunusRing", "TestSupport",
+                "PortunusEngine", "PortunusConfig", "PortunusRing", "PortunusProxyProtocol", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Runs the real binary (built by `swift build` first) against real backends on loopback.
-        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "PortunusProxyProtocol"]),
     ]
 )

@@ -27,6 +27,7 @@ struct Connection {
     enum State: UInt8 {
         case free
         case connecting   // upstream connect (+ link timeout) in flight
+        case sendingPrelude // PROXY header send (+ link timeout) in flight
         case relaying
         case closing      // cancels issued; waiting for in-flight operations to end
     }
@@ -41,6 +42,8 @@ struct Connection {
     var listener: Int32 = 0
     var rule: Int32 = 0
     var endpoint: Int32 = 0
+    /// Bytes of the PROXY header being sent (0: none).
+    var preludeLength: Int32 = 0
     /// SQEs submitted whose completion has not arrived yet.
     var inFlight: Int32 = 0
     /// Next free slot when free.

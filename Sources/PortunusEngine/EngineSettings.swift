@@ -18,6 +18,8 @@ public struct EngineSettings: Sendable {
     public var relay: RelayMode
     /// Upstream connect time box, enforced by a linked IORING_OP_LINK_TIMEOUT (3 s, as Portunus).
     public var connectTimeoutMs: Int
+    /// PROXY header send time box, a linked IORING_OP_LINK_TIMEOUT (10 s, as SPEC.md §4).
+    public var preludeTimeoutMs: Int
     /// Connection slots per worker (two sockets each). Default: what the open-file limit allows.
     public var connectionsPerWorker: Int
     /// SQ entries per ring.
@@ -34,6 +36,7 @@ public struct EngineSettings: Sendable {
         workers: Int = ProcessSetup.onlineCPUs,
         relay: RelayMode = .buffers,
         connectTimeoutMs: Int = 3000,
+        preludeTimeoutMs: Int = 10_000,
         connectionsPerWorker: Int? = nil,
         ringEntries: UInt32 = 1024,
         bufferCount: Int = 512,
@@ -44,6 +47,7 @@ public struct EngineSettings: Sendable {
         self.workers = max(1, workers)
         self.relay = relay
         self.connectTimeoutMs = connectTimeoutMs
+        self.preludeTimeoutMs = preludeTimeoutMs
         self.ringEntries = ringEntries
         self.bufferCount = bufferCount
         self.bufferSize = bufferSize

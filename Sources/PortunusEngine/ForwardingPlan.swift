@@ -1,4 +1,5 @@
 import PortunusConfig
+import PortunusProxyProtocol
 import PortunusRing
 
 /// What every worker forwards, compiled once from the validated configuration so that
@@ -16,18 +17,18 @@ public struct ForwardingPlan: Sendable {
     public let ruleNames: [String]
     let listeners: [Listener]
     let endpoints: [SocketAddress]
+    /// The PROXY header each endpoint wants (nil: none), parallel to `endpoints`.
+    let endpointPrelude: [ProxyVersion?]
 
     /// Compiles `config`; refuses what this version cannot forward yet instead of
     /// silently forwarding it wrongly.
     public static func compile(_ config: Configuration) throws(EngineError) -> ForwardingPlan {
         var listeners: [Listener] = []
         var endpoints: [SocketAddress] = []
+        var endpointPrelude: [ProxyVersion?] = []
         for (ruleIndex, rule) in config.rules.enumerated() {
             guard rule.proto == .tcp else {
                 throw .unsupported(rule: rule.name, key: "protocol", what: "UDP forwarding")
-            }
-            for (i, target) in rule.targets.enumerated() where target.proxyProtocol != nil {
-                throw .unsupported(rule: rule.name, key: "targets[\(i)].proxy_protocol", what: "the PROXY protocol prelude")
             }
             for offset in 0..<rule.listenPorts.count {
                 let first = endpoints.count
@@ -35,6 +36,7 @@ public struct ForwardingPlan: Sendable {
                     // A listen range maps by offset onto a target range of the same width
                     // (validation guarantees the widths match).
                     let port = target.ports.count > 1 ? target.ports.port(atOffset: offset) : target.ports.lower
+                    endpointPrelude.append(target.proxyProtocol.map { $0 == .v1 ? ProxyVersion.v1 : .v2 })
                     switch target.host {
                     case let .ipv4(address):
                         endpoints.append(SocketAddress(ipv4: address.octets, port: port))
@@ -48,6 +50,7 @@ public struct ForwardingPlan: Sendable {
                 listeners.append(Listener(rule: ruleIndex, port: rule.listenPorts.port(atOffset: offset), endpoints: first..<endpoints.count))
             }
         }
-        return ForwardingPlan(ruleNames: config.rules.map(\.name), listeners: listeners, endpoints: endpoints)
+        return ForwardingPlan(ruleNames: config.rules.map(\.name), listeners: listeners, endpoints: endpoints,
+                              endpointPrelude: endpointPrelude)
     }
 }

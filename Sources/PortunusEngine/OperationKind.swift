@@ -9,6 +9,8 @@ enum OperationKind: UInt8 {
     case cancel = 6
     case stopAccept = 7      // cancel of a listener's multishot accept on stop
     case acceptRetry = 8     // re-arm a listener after a resource error (slot = listener)
+    case prelude = 9         // send of the PROXY header to the upstream
+    case preludeTimeout = 10 // its link timeout
     case recv = 16           // +1 for .down
     case send = 18
     case poll = 20

@@ -8,12 +8,13 @@ public struct RuleCounters: Sendable, Equatable {
     public var connectionsTotal: UInt64 = 0
     public var connectFailures: UInt64 = 0   // refused, timed out or unreachable dials
     public var rejected: UInt64 = 0          // accepted but dropped: no free connection slot
+    public var preludeFailures: UInt64 = 0   // PROXY header not delivered in time (also a connect failure)
     public init() {}
 }
 
 /// What each counter slot holds.
 enum CounterField: Int, CaseIterable {
-    case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected
+    case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
@@ -60,5 +61,6 @@ final class WorkerCounters: @unchecked Sendable {
         totals.connectionsTotal &+= load(.connectionsTotal, rule: rule)
         totals.connectFailures &+= load(.connectFailures, rule: rule)
         totals.rejected &+= load(.rejected, rule: rule)
+        totals.preludeFailures &+= load(.preludeFailures, rule: rule)
     }
 }

@@ -30,7 +30,11 @@ extension Worker {
     func onConnect(_ slot: Int32, _ result: Int32) {
         guard slab[slot].state == .connecting else { finishIfIdle(slot); return }
         if result == 0 {
-            established(slot)
+            if setup.plan.endpointPrelude[Int(slab[slot].endpoint)] != nil {
+                sendPrelude(slot)
+            } else {
+                established(slot)
+            }
             return
         }
         // -ECANCELED here means the link timeout fired first.
@@ -44,7 +48,7 @@ extension Worker {
 
     /// Counts the failed dial and tries the next endpoint, or closes the client when
     /// none is left.
-    private func dialFailed(_ slot: Int32, _ error: SystemError) {
+    func dialFailed(_ slot: Int32, _ error: SystemError) {
         let rule = Int(slab[slot].rule)
         let endpoint = Int(slab[slot].endpoint)
         counters.add(.connectFailures, rule: rule, 1)
@@ -69,7 +73,7 @@ extension Worker {
     /// The upstream is connected: both directions start relaying.
     /// TCP_NODELAY is already set on both sockets: the client's is inherited from the
     /// listener, the upstream's was set at creation.
-    private func established(_ slot: Int32) {
+    func established(_ slot: Int32) {
         slab[slot].state = .relaying
         startRead(slot, .up, pollFirst: false)
         startRead(slot, .down, pollFirst: false)

@@ -28,6 +28,10 @@ final class Worker {
     let endpointFamilies: [SocketAddress.Family]
     let connectTimeout: PinnedTimeout
     let drainTimeout: PinnedTimeout
+    let preludeTimeout: PinnedTimeout
+    /// One PROXY header per slot, at `slot * preludeStride`: stable until the send completes.
+    let preludes: PinnedBytes
+    static let preludeStride = 256
     let acceptRetryDelay = PinnedTimeout(milliseconds: 100)
     let slab: ConnectionSlab
     var parked: ParkedQueue
@@ -52,6 +56,9 @@ final class Worker {
         endpointFamilies = setup.plan.endpoints.map(\.family)
         connectTimeout = PinnedTimeout(milliseconds: setup.settings.connectTimeoutMs)
         drainTimeout = PinnedTimeout(milliseconds: drainMs)
+        preludeTimeout = PinnedTimeout(milliseconds: setup.settings.preludeTimeoutMs)
+        preludes = PinnedBytes(capacity: setup.plan.endpointPrelude.contains { $0 != nil }
+            ? setup.settings.connectionsPerWorker * Self.preludeStride : 1)
         slab = ConnectionSlab(capacity: setup.settings.connectionsPerWorker)
         parked = ParkedQueue(capacity: 4 * setup.settings.connectionsPerWorker)
         pipePool.reserveCapacity(pipePoolLimit)
@@ -60,12 +67,28 @@ final class Worker {
 
     /// Runs until stopped and every connection has ended.
     func run() {
+        arm()
+        while !isFinished { step() }
+        finish()
+    }
+
+    /// Arms the listeners and the wake-up poll.
+    func arm() {
         for i in setup.listenerFDs.indices { armAccept(i) }
         ring.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
-        while !(stopping && slab.inUse == 0 && armedAccepts == 0) {
-            ring.submitAndWait(1)
-            ring.reapCompletions { handle($0) }
-        }
+    }
+
+    /// Stopped, and nothing left to wait for.
+    var isFinished: Bool { stopping && slab.inUse == 0 && armedAccepts == 0 }
+
+    /// One turn of the loop: submit, wait for at least one completion, handle the batch.
+    func step() {
+        ring.submitAndWait(1)
+        ring.reapCompletions { handle($0) }
+    }
+
+    /// Releases the listeners and pooled pipes.
+    func finish() {
         for fd in setup.listenerFDs { Sockets.close(fd) }
         for pipe in pipePool { Sockets.close(pipe.read); Sockets.close(pipe.write) }
         pipePool.removeAll()
@@ -95,7 +118,8 @@ final class Worker {
             slab[slot].inFlight -= 1
             switch kind {
             case .connect: onConnect(slot, completion.result)
-            case .connectTimeout, .cancel, .poll: finishIfIdle(slot)
+            case .connectTimeout, .preludeTimeout, .cancel, .poll: finishIfIdle(slot)
+            case .prelude: onPreludeSent(slot, completion.result)
             case .recv: onRecv(slot, direction, completion)
             case .send: onSend(slot, direction, completion.result)
             case .spliceIn: onSpliceIn(slot, direction, completion.result)

@@ -183,6 +183,13 @@ public final class PinnedBytes {
         for b in bytes { base.storeBytes(of: b, toByteOffset: i, as: UInt8.self); i += 1 }
     }
 
+    /// Lends `length` writable bytes at `offset` (e.g. to encode a PROXY header in
+    /// place); the caller must not keep the pointer.
+    public func withMutableBytes<R>(offset: Int, length: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
+        precondition(offset >= 0 && offset + length <= capacity)
+        return try body(UnsafeMutableRawBufferPointer(start: base + offset, count: length))
+    }
+
     /// Reads `length` bytes at `offset` (for tests and diagnostics).
     public func load(at offset: Int, length: Int) -> [UInt8] {
         (0..<length).map { base.load(fromByteOffset: offset + $0, as: UInt8.self) }

@@ -125,7 +125,8 @@ struct PortunusCommand: ParsableCommand {
             let listen = rule.listenPorts.count == 1 ? "\(rule.listenPorts.lower)" : "\(rule.listenPorts.lower)-\(rule.listenPorts.upper)"
             let targets = rule.targets.map { target in
                 let ports = target.ports.count == 1 ? "\(target.ports.lower)" : "\(target.ports.lower)-\(target.ports.upper)"
-                return "\(target.host):\(ports)"
+                let proxy = target.proxyProtocol.map { " (proxy_protocol \($0.rawValue))" } ?? ""
+                return "\(target.host):\(ports)\(proxy)"
             }
             logger.info("rule", metadata: [
                 "rule": "\(rule.name)", "protocol": "\(rule.proto.rawValue)", "listen": "\(listen)",
@@ -139,7 +140,8 @@ struct PortunusCommand: ParsableCommand {
             logger.info(message, metadata: [
                 "rule": "\(name)", "bytes_in": "\(c.bytesIn)", "bytes_out": "\(c.bytesOut)",
                 "conns_active": "\(c.connectionsActive)", "conns_total": "\(c.connectionsTotal)",
-                "connect_failures": "\(c.connectFailures)", "rejected": "\(c.rejected)",
+                "connect_failures": "\(c.connectFailures)", "prelude_failures": "\(c.preludeFailures)",
+                "rejected": "\(c.rejected)",
             ])
         }
     }

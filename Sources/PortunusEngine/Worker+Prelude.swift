@@ -1,0 +1,68 @@
+import Glibc
+import PortunusProxyProtocol
+import PortunusRing
+
+/// The PROXY protocol prelude (SPEC.md §4): right after the upstream connect succeeds
+/// and before any client byte, one send of the encoded header, linked to a link
+/// timeout so a stuck upstream cannot hang connection set-up. A timeout, an error or a
+/// short write is a failed dial of that target: the upstream is reset and the next
+/// target is tried. The header's bytes are not payload and are not counted as such.
+extension Worker {
+    /// Encodes the header for the slot's client and starts the time-boxed send.
+    func sendPrelude(_ slot: Int32) {
+        let client = slab[slot].client
+        // Source: the client. Destination: the address and port the client connected
+        // to on this host, which may be any of its addresses.
+        guard let peer = Sockets.peerAddress(client), let local = Sockets.localAddress(client) else {
+            // The client is already gone (ENOTCONN): nothing to announce.
+            close(slot, reset: true)
+            return
+        }
+        let version = setup.plan.endpointPrelude[Int(slab[slot].endpoint)]!
+        let encoded = preludes.withMutableBytes(offset: Int(slot) * Self.preludeStride, length: Self.preludeStride) { buffer in
+            ProxyHeader.encode(version, source: Self.proxyAddress(peer), destination: Self.proxyAddress(local), into: buffer)
+        }
+        switch encoded {
+        case let .success(length):
+            slab[slot].preludeLength = Int32(length)
+            slab[slot].state = .sendingPrelude
+            ring.reserve(2)
+            ring.prepareSend(fd: slab[slot].upstream, from: preludes, offset: Int(slot) * Self.preludeStride, length: length,
+                             userData: userData(slot, .prelude), options: .link)
+            ring.prepareLinkTimeout(preludeTimeout, userData: userData(slot, .preludeTimeout))
+            slab[slot].inFlight += 2
+        case let .failure(error):
+            // Both addresses come from one socket, so their families always match;
+            // this is a defect, reported rather than sent as a wrong header.
+            logger.error("cannot encode the PROXY header", metadata: ["error": "\(error)", "source": "\(peer)", "destination": "\(local)"])
+            close(slot, reset: true)
+        }
+    }
+
+    func onPreludeSent(_ slot: Int32, _ result: Int32) {
+        guard slab[slot].state == .sendingPrelude else { finishIfIdle(slot); return }
+        let length = slab[slot].preludeLength
+        if result == length {
+            established(slot)
+            return
+        }
+        let timeoutMs = setup.settings.preludeTimeoutMs
+        let error = switch result {
+        case -ECANCELED: SystemError("send PROXY header (timed out after \(timeoutMs) ms)", errno: ETIMEDOUT)
+        case ..<0: SystemError("send PROXY header", result: result)
+        default: SystemError("send PROXY header (short write, \(result) of \(length) bytes)", errno: EIO)
+        }
+        counters.add(.preludeFailures, rule: Int(slab[slot].rule), 1)
+        // The upstream may hold part of a header: reset it rather than let it parse one.
+        Sockets.closeWithReset(slab[slot].upstream)
+        slab[slot].upstream = -1
+        slab[slot].state = .connecting
+        dialFailed(slot, error)
+    }
+
+    /// The codec's address type from a socket address, without allocating.
+    @inline(__always)
+    static func proxyAddress(_ address: SocketAddress) -> ProxyAddress {
+        address.withOctets { ProxyAddress(octets: $0, port: address.port)! }
+    }
+}
