@@ -95,4 +95,17 @@ import TestSupport
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains(expected))
     }
+
+    /// Valid files that ask for what this version cannot forward yet: --check says so
+    /// (exit 2) rather than passing a file start-up would refuse.
+    @Test(arguments: [
+        ("valid_proxy_mixed.toml", "error[not_yet_supported]: rule \"web\", targets[2].host: DNS target \"legacy.internal\""),
+        ("valid_udp.toml", "error[not_yet_supported]: rule \"udp-echo\", protocol: UDP forwarding"),
+    ])
+    func checkRefusesWhatIsNotSupportedYet(file: String, expected: String) throws {
+        let result = try runBinary(["--check", "--config", Repository.fixtures.appendingPathComponent(file).path])
+        #expect(result.exitCode == 2)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains(expected))
+    }
 }
