@@ -37,6 +37,8 @@ final class Worker {
     var parked: ParkedQueue
     var pipePool: [(read: Int32, write: Int32)] = []
     let pipePoolLimit = 256
+    /// This worker's listener sockets; -1 once closed on stop.
+    var listenerFDs: [Int32]
     var armedAccepts = 0
     var stopping = false
     let counters: WorkerCounters
@@ -63,6 +65,7 @@ final class Worker {
         parked = ParkedQueue(capacity: 4 * setup.settings.connectionsPerWorker)
         pipePool.reserveCapacity(pipePoolLimit)
         failureLog = RateLimitedLog(rules: setup.plan.ruleNames.count)
+        listenerFDs = setup.listenerFDs
     }
 
     /// Runs until stopped and every connection has ended.
@@ -74,7 +77,7 @@ final class Worker {
 
     /// Arms the listeners and the wake-up poll.
     func arm() {
-        for i in setup.listenerFDs.indices { armAccept(i) }
+        for i in listenerFDs.indices { armAccept(i) }
         ring.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
     }
 
@@ -89,7 +92,7 @@ final class Worker {
 
     /// Releases the listeners and pooled pipes.
     func finish() {
-        for fd in setup.listenerFDs { Sockets.close(fd) }
+        for i in listenerFDs.indices { closeListener(i) }
         for pipe in pipePool { Sockets.close(pipe.read); Sockets.close(pipe.write) }
         pipePool.removeAll()
     }
@@ -103,7 +106,7 @@ final class Worker {
         case .accept: onAccept(completion)
         case .acceptRetry:
             armedAccepts -= 1
-            if !stopping { armAccept(Int(completion.userData.slot)) }
+            if stopping { closeListener(Int(completion.userData.slot)) } else { armAccept(Int(completion.userData.slot)) }
         case .wake: onWake()
         case .drainTimer: onDrainExpired()
         case .stopAccept: break
@@ -132,7 +135,7 @@ final class Worker {
     // MARK: accept
 
     private func armAccept(_ listener: Int) {
-        ring.prepareMultishotAccept(fd: setup.listenerFDs[listener], userData: UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.accept.rawValue))
+        ring.prepareMultishotAccept(fd: listenerFDs[listener], userData: UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.accept.rawValue))
         armedAccepts += 1
     }
 
@@ -140,7 +143,12 @@ final class Worker {
         let listener = Int(c.userData.slot)
         if !c.hasMore {
             armedAccepts -= 1
-            if !stopping {
+            if stopping {
+                // The accept is gone, so the kernel holds no reference to the socket any
+                // more: closing it now stops the listening at once, and clients still in
+                // the backlog or arriving later are refused instead of left hanging.
+                closeListener(listener)
+            } else {
                 if c.result == -EMFILE || c.result == -ENFILE || c.result == -ENOMEM || c.result == -ENOBUFS {
                     // Out of fds or memory: re-arming at once would fail at once, in a
                     // loop. Wait 100 ms; connections keep queueing in the backlog.
@@ -177,15 +185,21 @@ final class Worker {
 
     // MARK: stop and drain
 
+    private func closeListener(_ listener: Int) {
+        guard listenerFDs[listener] >= 0 else { return }
+        Sockets.close(listenerFDs[listener])
+        listenerFDs[listener] = -1
+    }
+
     private func onWake() {
         EventFD.drain(setup.wakeFD)
         guard !stopping else { return }
         stopping = true
-        for fd in setup.listenerFDs {
+        for fd in listenerFDs {
             ring.prepareCancelAll(fd: fd, userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
         }
         // Pending accept-retry timers are cut short too (their completion re-arms nothing now).
-        for listener in setup.listenerFDs.indices {
+        for listener in listenerFDs.indices {
             ring.prepareCancel(UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue),
                                userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
         }

@@ -135,4 +135,38 @@ import TestSupport
         #expect(result.exitCode == 0)
         #expect(result.stderr.contains("conns_active=0 conns_total=10001"))
     }
+
+    /// SIGTERM stops accepting at once but lets an open connection finish: bytes still
+    /// flow both ways, and the process exits 0 as soon as that connection ends, well
+    /// inside its 30 s drain budget.
+    @Test(arguments: [SIGTERM, SIGINT])
+    func stopSignalDrainsOpenConnections(signal: Int32) throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: """
+        [global]
+        shutdown_drain_secs = 30
+        [[rule]]
+        name = "drain"
+        protocol = "tcp"
+        listen_port = \(listen)
+        target = "127.0.0.1:\(backend.port)"
+        """)
+        let client = try TestSocket.connect("127.0.0.1", listen)
+        try client.sendAll([1, 2, 3])
+        #expect(try client.receive(exactly: 3) == [1, 2, 3])
+        kill(forwarder.pid, signal)
+        var waited = 0
+        while !forwarder.stderrText.contains("stopping") && waited < 250 { usleep(20_000); waited += 1 }
+        #expect((try? TestSocket.connect("127.0.0.1", listen)) == nil)   // no longer accepting
+        let payload = randomBytes(300_000, seed: 11)
+        try client.sendAll(payload)                                       // still relaying
+        client.shutdownWrite()
+        #expect(try client.receiveAll() == payload)
+        let start = Date()
+        let result = forwarder.stop(timeoutSecs: 20)
+        #expect(result.exitCode == 0)
+        #expect(Date().timeIntervalSince(start) < 20)
+        #expect(result.stderr.contains("conns_active=0 conns_total=1"))
+    }
 }
