@@ -36,25 +36,10 @@ public final class TestBackend: @unchecked Sendable {
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var rc: Int32
-        if v6 {
-            var sin6 = sockaddr_in6(); sin6.sin6_family = sa_family_t(AF_INET6); inet_pton(AF_INET6, host, &sin6.sin6_addr)
-            sin6.sin6_port = requested.bigEndian
-            rc = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        } else {
-            var sin = sockaddr_in(); sin.sin_family = sa_family_t(AF_INET); inet_pton(AF_INET, host, &sin.sin_addr)
-            sin.sin_port = requested.bigEndian
-            rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
+        let rc = withSocketAddress(host, requested) { bind(fd, $0, $1) }
         guard rc == 0 else { Glibc.close(fd); throw TestError("bind: errno \(errno)") }
         if case .neverAccept = behaviour { listen(fd, 0) } else { listen(fd, 1024) }
-        var storage = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        port = withUnsafePointer(to: &storage) { p in
-            v6 ? UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in6.self).sin6_port)
-               : UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in.self).sin_port)
-        }
+        port = TestSocket(fd: dup(fd)).localAddress.port
         listenFD = fd
         if case .neverAccept = behaviour { return }
         let thread = Thread { [weak self] in self?.acceptLoop() }

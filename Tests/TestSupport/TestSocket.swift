@@ -22,20 +22,7 @@ public final class TestSocket: @unchecked Sendable {
         guard fd >= 0 else { throw TestError("socket: errno \(errno)") }
         let s = TestSocket(fd: fd)
         s.setReceiveTimeout(seconds: receiveTimeoutSecs)
-        var rc: Int32
-        if v6 {
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = port.bigEndian
-            inet_pton(AF_INET6, host, &sin6.sin6_addr)
-            rc = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        } else {
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port.bigEndian
-            inet_pton(AF_INET, host, &sin.sin_addr)
-            rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
+        let rc = withSocketAddress(host, port) { Glibc.connect(fd, $0, $1) }
         guard rc == 0 else { throw TestError("connect \(host):\(port): errno \(errno)") }
         return s
     }
@@ -125,20 +112,8 @@ public func freePort(_ host: String = "127.0.0.1") -> UInt16 {
     let v6 = host.contains(":")
     let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { Glibc.close(fd) }
-    var storage = sockaddr_storage()
-    var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-    if v6 {
-        var sin6 = sockaddr_in6(); sin6.sin6_family = sa_family_t(AF_INET6); inet_pton(AF_INET6, host, &sin6.sin6_addr)
-        _ = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-    } else {
-        var sin = sockaddr_in(); sin.sin_family = sa_family_t(AF_INET); inet_pton(AF_INET, host, &sin.sin_addr)
-        _ = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    }
-    _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return withUnsafePointer(to: &storage) { p in
-        v6 ? UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in6.self).sin6_port)
-           : UInt16(bigEndian: UnsafeRawPointer(p).load(as: sockaddr_in.self).sin_port)
-    }
+    _ = withSocketAddress(host, 0) { bind(fd, $0, $1) }
+    return TestSocket(fd: dup(fd)).localAddress.port
 }
 
 /// Whether a wildcard TCP bind of `port` succeeds right now (IPv4 and IPv6).
@@ -148,16 +123,25 @@ public func canBind(port: UInt16) -> Bool {
         defer { Glibc.close(fd) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var rc: Int32
-        if v6 {
-            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
-            var sin6 = sockaddr_in6(); sin6.sin6_family = sa_family_t(AF_INET6); sin6.sin6_port = port.bigEndian
-            rc = withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        } else {
-            var sin = sockaddr_in(); sin.sin_family = sa_family_t(AF_INET); sin.sin_port = port.bigEndian
-            rc = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        }
+        if v6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        let rc = withSocketAddress(v6 ? "::" : "0.0.0.0", port) { bind(fd, $0, $1) }
         if rc != 0 { return false }
     }
     return true
+}
+
+/// Calls `body` with the C socket address of `host` ("127.0.0.1", "::1", "::", ...) and `port`.
+public func withSocketAddress<R>(_ host: String, _ port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    if host.contains(":") {
+        var sin6 = sockaddr_in6()
+        sin6.sin6_family = sa_family_t(AF_INET6)
+        sin6.sin6_port = port.bigEndian
+        inet_pton(AF_INET6, host, &sin6.sin6_addr)
+        return withUnsafePointer(to: &sin6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+    }
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_port = port.bigEndian
+    inet_pton(AF_INET, host, &sin.sin_addr)
+    return withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
 }
