@@ -18,6 +18,10 @@ struct RelayHalf {
     var pipeRead: Int32 = -1
     var pipeWrite: Int32 = -1
     var inPipe: Int32 = 0
+    /// Auto mode: recvs in a row that filled a whole buffer, and whether this half has
+    /// moved to splice.
+    var fullBufferStreak: UInt16 = 0
+    var spliced = false
 }
 
 /// A connection record in the worker's slab: preallocated, reused, never freed while

@@ -9,6 +9,14 @@ public enum RelayMode: String, Sendable, CaseIterable {
     /// splice through a pipe per direction, a poll linked in front of each splice so an
     /// idle connection parks no io-wq thread. Fewer copies on bulk streams.
     case splice
+    /// Each half starts on the buffers path and moves to splice once it is streaming
+    /// (``EngineSettings/spliceAfterFullBuffers`` recvs in a row filled a whole buffer),
+    /// while the worker has pipes to spare: short exchanges keep the cheap path, bulk
+    /// transfers get splice's lower CPU per byte.
+    case auto
+
+    /// Whether workers need a provided buffer ring.
+    var usesBuffers: Bool { self != .splice }
 }
 
 /// Engine tuning that does not come from the config file.
@@ -29,6 +37,11 @@ public struct EngineSettings: Sendable {
     public var bufferSize: Int
     /// Pipe size for ``RelayMode/splice`` (F_SETPIPE_SZ).
     public var pipeSize: Int
+    /// ``RelayMode/auto``: full-buffer recvs in a row after which a half moves to splice.
+    public var spliceAfterFullBuffers: Int
+    /// ``RelayMode/auto``: pipes a worker may hold (two fds each); past it, halves stay
+    /// on buffers, so the open-file budget of connections is not eaten by pipes.
+    public var autoPipeLimit: Int
     /// Listen backlog per listener socket.
     public var backlog: Int32
 
@@ -42,6 +55,8 @@ public struct EngineSettings: Sendable {
         bufferCount: Int = 512,
         bufferSize: Int = 64 * 1024,
         pipeSize: Int = 1 << 20,
+        spliceAfterFullBuffers: Int = 16,
+        autoPipeLimit: Int = 256,
         backlog: Int32 = 4096
     ) {
         self.workers = max(1, workers)
@@ -52,6 +67,8 @@ public struct EngineSettings: Sendable {
         self.bufferCount = bufferCount
         self.bufferSize = bufferSize
         self.pipeSize = pipeSize
+        self.spliceAfterFullBuffers = spliceAfterFullBuffers
+        self.autoPipeLimit = autoPipeLimit
         self.backlog = backlog
         if let connectionsPerWorker {
             self.connectionsPerWorker = connectionsPerWorker
@@ -59,8 +76,9 @@ public struct EngineSettings: Sendable {
             // Two sockets per connection, plus up to two pipes (four fds) on the splice
             // path; keep 256 fds for listeners, rings, logging and the stats socket.
             let fdsPerConnection = relay == .splice ? 6 : 2
+            let pipeFDs = relay == .auto ? 2 * autoPipeLimit : 0
             let limit = ProcessSetup.raiseOpenFileLimit()
-            self.connectionsPerWorker = max(64, (limit - 256) / fdsPerConnection / self.workers)
+            self.connectionsPerWorker = max(64, ((limit - 256) / self.workers - pipeFDs) / fdsPerConnection)
         }
     }
 }

@@ -9,12 +9,13 @@ public struct RuleCounters: Sendable, Equatable {
     public var connectFailures: UInt64 = 0   // refused, timed out or unreachable dials
     public var rejected: UInt64 = 0          // accepted but dropped: no free connection slot
     public var preludeFailures: UInt64 = 0   // PROXY header not delivered in time (also a connect failure)
+    public var splicedHalves: UInt64 = 0     // auto relay: halves moved to splice as bulk streams
     public init() {}
 }
 
 /// What each counter slot holds.
 enum CounterField: Int, CaseIterable {
-    case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures
+    case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures, splicedHalves
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
@@ -62,5 +63,6 @@ final class WorkerCounters: @unchecked Sendable {
         totals.connectFailures &+= load(.connectFailures, rule: rule)
         totals.rejected &+= load(.rejected, rule: rule)
         totals.preludeFailures &+= load(.preludeFailures, rule: rule)
+        totals.splicedHalves &+= load(.splicedHalves, rule: rule)
     }
 }

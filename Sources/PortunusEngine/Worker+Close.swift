@@ -49,6 +49,7 @@ extension Worker {
 
     private func releasePipe(_ half: RelayHalf) {
         guard half.pipeRead >= 0 else { return }
+        pipesInUse -= 1
         if half.inPipe == 0 && pipePool.count < pipePoolLimit {
             pipePool.append((half.pipeRead, half.pipeWrite))
         } else {

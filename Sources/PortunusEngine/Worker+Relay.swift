@@ -23,18 +23,23 @@ extension Worker {
     /// Arms the next read of this half. `pollFirst`: no data can be waiting (we just
     /// relayed the other side's bytes, or drained this side), so skip the first try.
     func startRead(_ slot: Int32, _ direction: Direction, pollFirst: Bool = true) {
-        if let buffers {
-            ring.prepareRecv(fd: source(slot, direction), from: buffers, pollFirst: pollFirst, userData: userData(slot, .recv, direction))
-            slab[slot].inFlight += 1
-        } else {
-            guard ensurePipe(slot, direction) else { close(slot, reset: true); return }
-            // The poll waits in the socket's wait queue; only when data (or EOF) is there
-            // does the splice start, so an idle connection holds no io-wq thread.
-            ring.reserve(2)
-            ring.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction), options: .link)
-            ring.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize, userData: userData(slot, .spliceIn, direction))
-            slab[slot].inFlight += 2
+        if slab[slot][direction].spliced || buffers == nil {
+            if ensurePipe(slot, direction) {
+                // The poll waits in the socket's wait queue; only when data (or EOF) is
+                // there does the splice start, so an idle connection holds no io-wq thread.
+                ring.reserve(2)
+                ring.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction), options: .link)
+                ring.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize, userData: userData(slot, .spliceIn, direction))
+                slab[slot].inFlight += 2
+                slab[slot][direction].phase = .reading
+                return
+            }
+            // No pipe to be had (fd limit): auto mode stays on buffers; splice mode cannot relay.
+            guard buffers != nil else { close(slot, reset: true); return }
+            slab[slot][direction].spliced = false
         }
+        ring.prepareRecv(fd: source(slot, direction), from: buffers!, pollFirst: pollFirst, userData: userData(slot, .recv, direction))
+        slab[slot].inFlight += 1
         slab[slot][direction].phase = .reading
     }
 
@@ -97,7 +102,20 @@ extension Worker {
         recycle(slab[slot][direction].buffer)
         // A recv that filled its whole buffer suggests more is queued (bulk): try at
         // once. A smaller one drained the socket: wait for readiness first.
-        startRead(slot, direction, pollFirst: Int(slab[slot][direction].length) < setup.settings.bufferSize)
+        let full = Int(slab[slot][direction].length) == setup.settings.bufferSize
+        if full && setup.settings.relay == .auto { noteFullBuffer(slot, direction) } else { slab[slot][direction].fullBufferStreak = 0 }
+        startRead(slot, direction, pollFirst: !full)
+    }
+
+    /// Auto mode: a half that keeps filling whole buffers is a bulk stream; move it to
+    /// splice if the worker has a pipe to spare. The switch happens between two reads,
+    /// with nothing buffered, so no byte can be reordered.
+    private func noteFullBuffer(_ slot: Int32, _ direction: Direction) {
+        if slab[slot][direction].fullBufferStreak < UInt16.max { slab[slot][direction].fullBufferStreak += 1 }
+        guard Int(slab[slot][direction].fullBufferStreak) >= setup.settings.spliceAfterFullBuffers,
+              pipesInUse < setup.settings.autoPipeLimit else { return }
+        slab[slot][direction].spliced = true
+        counters.add(.splicedHalves, rule: Int(slab[slot].rule), 1)
     }
 
     /// Returns a buffer to the kernel and wakes one half that was waiting for one.
@@ -125,12 +143,14 @@ extension Worker {
         if let pipe = pipePool.popLast() {
             slab[slot][direction].pipeRead = pipe.read
             slab[slot][direction].pipeWrite = pipe.write
+            pipesInUse += 1
             return true
         }
         do {
             let pipe = try Pipes.make(size: setup.settings.pipeSize)
             slab[slot][direction].pipeRead = pipe.read
             slab[slot][direction].pipeWrite = pipe.write
+            pipesInUse += 1
             return true
         } catch {
             logger.warning("cannot create a pipe for splice", metadata: ["error": "\(error)"])

@@ -37,6 +37,8 @@ final class Worker {
     var parked: ParkedQueue
     var pipePool: [(read: Int32, write: Int32)] = []
     let pipePoolLimit = 256
+    /// Pipes held by connections (auto mode caps it).
+    var pipesInUse = 0
     /// This worker's listener sockets; -1 once closed on stop.
     var listenerFDs: [Int32]
     var armedAccepts = 0
@@ -50,7 +52,7 @@ final class Worker {
         counters = setup.counters
         logger = setup.logger
         ring = try Ring(RingOptions(entries: setup.settings.ringEntries))
-        buffers = setup.settings.relay == .buffers
+        buffers = setup.settings.relay.usesBuffers
             ? try ProvidedBufferRing(ring: ring, groupID: 1, count: setup.settings.bufferCount, bufferSize: setup.settings.bufferSize)
             : nil
         endpoints = SocketAddressTable(capacity: setup.plan.endpoints.count)

@@ -27,7 +27,7 @@ struct PortunusCommand: ParsableCommand {
     @Option(help: "Worker threads, one io_uring each (default: online CPUs).")
     var workers: Int?
 
-    @Option(help: "Relay path: buffers (recv/send on a provided buffer ring) or splice (pipes).")
+    @Option(help: "Relay path: buffers (recv/send on a provided buffer ring), splice (pipes), or auto (buffers, then splice for streaming halves).")
     var relay: String = RelayMode.buffers.rawValue
 
     func validate() throws {
@@ -41,7 +41,7 @@ struct PortunusCommand: ParsableCommand {
             throw ValidationError("--workers: \(workers) is not within 1...1024")
         }
         if RelayMode(rawValue: relay) == nil {
-            throw ValidationError("--relay: \"\(relay)\" is not one of buffers, splice")
+            throw ValidationError("--relay: \"\(relay)\" is not one of buffers, splice, auto")
         }
     }
 
@@ -141,7 +141,7 @@ struct PortunusCommand: ParsableCommand {
                 "rule": "\(name)", "bytes_in": "\(c.bytesIn)", "bytes_out": "\(c.bytesOut)",
                 "conns_active": "\(c.connectionsActive)", "conns_total": "\(c.connectionsTotal)",
                 "connect_failures": "\(c.connectFailures)", "prelude_failures": "\(c.preludeFailures)",
-                "rejected": "\(c.rejected)",
+                "rejected": "\(c.rejected)", "spliced_halves": "\(c.splicedHalves)",
             ])
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Logging
 import PortunusConfig
@@ -8,11 +9,12 @@ import TestSupport
 /// The engine in this process, against real sockets on loopback, so its counters can
 /// be read directly.
 @Suite(.serialized) struct EngineDialTests {
-    static func engine(_ toml: String, relay: RelayMode = .buffers) throws -> Engine {
+    static func engine(_ toml: String, relay: RelayMode = .buffers, spliceAfterFullBuffers: Int = 16) throws -> Engine {
         let config = try ConfigLoader.parse(toml)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let engine = try Engine(configuration: config, settings: EngineSettings(workers: 1, relay: relay, connectionsPerWorker: 256), logger: logger)
+        let settings = EngineSettings(workers: 1, relay: relay, connectionsPerWorker: 256, spliceAfterFullBuffers: spliceAfterFullBuffers)
+        let engine = try Engine(configuration: config, settings: settings, logger: logger)
         try engine.start()
         return engine
     }
@@ -108,5 +110,23 @@ import TestSupport
         engine.wait()   // returns only because the 1 s drain budget cuts the connection
         #expect(engine.counters()[0].connectionsActive == 0)
         if case let .failure(error) = client.receiveOnce() { #expect(error.errno == ECONNRESET) }
+    }
+
+    /// Auto relay: a half whose recvs fill whole buffers moves to splice mid-stream, with
+    /// no byte lost or reordered across the switch. The client queues 8 MiB before the
+    /// engine's first recv, so that recv fills its 64 KiB buffer; the threshold is 1.
+    @Test func autoRelayMovesAStreamingHalfToSpliceMidStream() throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let engine = try Self.engine(Self.config(listen: listen, targets: ["127.0.0.1:\(backend.port)"]), relay: .auto, spliceAfterFullBuffers: 1)
+        defer { engine.stop(); engine.wait() }
+        let client = try TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 30)
+        let payload = randomBytes(8 << 20, seed: 5)
+        let sender = Thread { try? client.sendAll(payload); client.shutdownWrite() }
+        sender.start()
+        #expect(try client.receiveAll() == payload)
+        let c = Self.eventually(engine) { $0.connectionsActive == 0 }
+        #expect(c.splicedHalves >= 1)
+        #expect(c.bytesIn == UInt64(payload.count) && c.bytesOut == UInt64(payload.count))
     }
 }
