@@ -18,8 +18,10 @@ struct RelayHalf {
     var pipeRead: Int32 = -1
     var pipeWrite: Int32 = -1
     var inPipe: Int32 = 0
+    /// Bytes the last socket -> pipe splice moved (a short one means the socket drained).
+    var lastSpliceIn: Int32 = 0
     /// Auto mode: recvs in a row that filled a whole buffer, and whether this half has
-    /// moved to splice.
+    /// moved to splice (always true in splice mode).
     var fullBufferStreak: UInt16 = 0
     var spliced = false
 }

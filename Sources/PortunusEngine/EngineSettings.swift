@@ -6,17 +6,16 @@ public enum RelayMode: String, Sendable, CaseIterable {
     /// idle connection holds no buffer. The default: faster on short connections
     /// (see README, "Choosing the relay path").
     case buffers
-    /// splice through a pipe per direction, a poll linked in front of each splice so an
-    /// idle connection parks no io-wq thread. Fewer copies on bulk streams.
+    /// splice through a pipe: a half waits for readiness with a poll (holding no pipe
+    /// and no io-wq thread), then takes a pipe from the worker's pool for as long as it
+    /// streams. Fewer copies on bulk streams. When the worker's pipe budget is spent, a
+    /// half falls back to the buffers path for that read.
     case splice
     /// Each half starts on the buffers path and moves to splice once it is streaming
     /// (``EngineSettings/spliceAfterFullBuffers`` recvs in a row filled a whole buffer),
     /// while the worker has pipes to spare: short exchanges keep the cheap path, bulk
     /// transfers get splice's lower CPU per byte.
     case auto
-
-    /// Whether workers need a provided buffer ring.
-    var usesBuffers: Bool { self != .splice }
 }
 
 /// Engine tuning that does not come from the config file.
@@ -39,9 +38,9 @@ public struct EngineSettings: Sendable {
     public var pipeSize: Int
     /// ``RelayMode/auto``: full-buffer recvs in a row after which a half moves to splice.
     public var spliceAfterFullBuffers: Int
-    /// ``RelayMode/auto``: pipes a worker may hold (two fds each); past it, halves stay
-    /// on buffers, so the open-file budget of connections is not eaten by pipes.
-    public var autoPipeLimit: Int
+    /// Pipes a worker may hold (two fds each) on the splice and auto paths; past it,
+    /// halves use buffers, so pipes cannot eat the open-file budget of connections.
+    public var pipeLimit: Int
     /// Listen backlog per listener socket.
     public var backlog: Int32
 
@@ -56,7 +55,7 @@ public struct EngineSettings: Sendable {
         bufferSize: Int = 64 * 1024,
         pipeSize: Int = 1 << 20,
         spliceAfterFullBuffers: Int = 16,
-        autoPipeLimit: Int = 256,
+        pipeLimit: Int = 512,
         backlog: Int32 = 4096
     ) {
         self.workers = max(1, workers)
@@ -68,17 +67,16 @@ public struct EngineSettings: Sendable {
         self.bufferSize = bufferSize
         self.pipeSize = pipeSize
         self.spliceAfterFullBuffers = spliceAfterFullBuffers
-        self.autoPipeLimit = autoPipeLimit
+        self.pipeLimit = pipeLimit
         self.backlog = backlog
         if let connectionsPerWorker {
             self.connectionsPerWorker = connectionsPerWorker
         } else {
-            // Two sockets per connection, plus up to two pipes (four fds) on the splice
-            // path; keep 256 fds for listeners, rings, logging and the stats socket.
-            let fdsPerConnection = relay == .splice ? 6 : 2
-            let pipeFDs = relay == .auto ? 2 * autoPipeLimit : 0
+            // Two sockets per connection, plus the pipe budget on the splice and auto
+            // paths; keep 256 fds for listeners, rings, logging and the stats socket.
+            let pipeFDs = relay == .buffers ? 0 : 2 * pipeLimit
             let limit = ProcessSetup.raiseOpenFileLimit()
-            self.connectionsPerWorker = max(64, ((limit - 256) / self.workers - pipeFDs) / fdsPerConnection)
+            self.connectionsPerWorker = max(64, ((limit - 256) / self.workers - pipeFDs) / 2)
         }
     }
 }

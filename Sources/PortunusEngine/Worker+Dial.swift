@@ -75,6 +75,10 @@ extension Worker {
     /// listener, the upstream's was set at creation.
     func established(_ slot: Int32) {
         slab[slot].state = .relaying
+        if setup.settings.relay == .splice {
+            slab[slot].up.spliced = true
+            slab[slot].down.spliced = true
+        }
         startRead(slot, .up, pollFirst: false)
         startRead(slot, .down, pollFirst: false)
     }

@@ -23,24 +23,24 @@ extension Worker {
     /// Arms the next read of this half. `pollFirst`: no data can be waiting (we just
     /// relayed the other side's bytes, or drained this side), so skip the first try.
     func startRead(_ slot: Int32, _ direction: Direction, pollFirst: Bool = true) {
-        if slab[slot][direction].spliced || buffers == nil {
-            if ensurePipe(slot, direction) {
-                // The poll waits in the socket's wait queue; only when data (or EOF) is
-                // there does the splice start, so an idle connection holds no io-wq thread.
-                ring.reserve(2)
-                ring.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction), options: .link)
-                ring.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize, userData: userData(slot, .spliceIn, direction))
-                slab[slot].inFlight += 2
-                slab[slot][direction].phase = .reading
-                return
-            }
-            // No pipe to be had (fd limit): auto mode stays on buffers; splice mode cannot relay.
-            guard buffers != nil else { close(slot, reset: true); return }
-            slab[slot][direction].spliced = false
-        }
-        ring.prepareRecv(fd: source(slot, direction), from: buffers!, pollFirst: pollFirst, userData: userData(slot, .recv, direction))
-        slab[slot].inFlight += 1
         slab[slot][direction].phase = .reading
+        guard slab[slot][direction].spliced else {
+            ring.prepareRecv(fd: source(slot, direction), from: buffers, pollFirst: pollFirst, userData: userData(slot, .recv, direction))
+            slab[slot].inFlight += 1
+            return
+        }
+        if slab[slot][direction].pipeRead >= 0 {
+            // Streaming with a pipe in hand: the poll and the splice go as one chain.
+            ring.reserve(2)
+            ring.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction), options: .link)
+            spliceIn(slot, direction)
+            slab[slot].inFlight += 1
+        } else {
+            // Idle or new: wait in the socket's wait queue holding neither a pipe nor an
+            // io-wq thread (an IORING_OP_SPLICE always runs in one).
+            ring.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .readable, direction))
+            slab[slot].inFlight += 1
+        }
     }
 
     /// This half saw EOF: pass the FIN on; when both halves are done, close. When the
@@ -82,7 +82,7 @@ extension Worker {
 
     private func sendPending(_ slot: Int32, _ direction: Direction) {
         let half = slab[slot][direction]
-        ring.prepareSend(fd: destination(slot, direction), from: buffers!, bufferID: half.buffer, offset: Int(half.offset),
+        ring.prepareSend(fd: destination(slot, direction), from: buffers, bufferID: half.buffer, offset: Int(half.offset),
                          length: Int(half.length - half.offset), userData: userData(slot, .send, direction))
         slab[slot].inFlight += 1
     }
@@ -113,14 +113,14 @@ extension Worker {
     private func noteFullBuffer(_ slot: Int32, _ direction: Direction) {
         if slab[slot][direction].fullBufferStreak < UInt16.max { slab[slot][direction].fullBufferStreak += 1 }
         guard Int(slab[slot][direction].fullBufferStreak) >= setup.settings.spliceAfterFullBuffers,
-              pipesInUse < setup.settings.autoPipeLimit else { return }
+              pipesInUse < setup.settings.pipeLimit else { return }
         slab[slot][direction].spliced = true
         counters.add(.splicedHalves, rule: Int(slab[slot].rule), 1)
     }
 
     /// Returns a buffer to the kernel and wakes one half that was waiting for one.
     func recycle(_ bufferID: UInt16) {
-        buffers!.recycle(bufferID)
+        buffers.recycle(bufferID)
         while let entry = parked.pop() {
             guard let slot = slab.resolve(entry), slab[slot].state == .relaying else { continue }
             let direction: Direction = entry.kind & 1 == 0 ? .up : .down
@@ -138,23 +138,49 @@ extension Worker {
 
     // MARK: splice path
 
-    private func ensurePipe(_ slot: Int32, _ direction: Direction) -> Bool {
-        guard slab[slot][direction].pipeRead < 0 else { return true }
-        if let pipe = pipePool.popLast() {
-            slab[slot][direction].pipeRead = pipe.read
-            slab[slot][direction].pipeWrite = pipe.write
-            pipesInUse += 1
-            return true
+    /// Takes a pipe from the pool (or makes one) within the worker's pipe budget.
+    private func acquirePipe(_ slot: Int32, _ direction: Direction) -> Bool {
+        guard pipesInUse < setup.settings.pipeLimit else { return false }
+        let pipe: (read: Int32, write: Int32)
+        if let pooled = pipePool.popLast() {
+            pipe = pooled
+        } else {
+            do { pipe = try Pipes.make(size: setup.settings.pipeSize) } catch {
+                logger.warning("cannot create a pipe for splice", metadata: ["error": "\(error)"])
+                return false
+            }
         }
-        do {
-            let pipe = try Pipes.make(size: setup.settings.pipeSize)
-            slab[slot][direction].pipeRead = pipe.read
-            slab[slot][direction].pipeWrite = pipe.write
-            pipesInUse += 1
-            return true
-        } catch {
-            logger.warning("cannot create a pipe for splice", metadata: ["error": "\(error)"])
-            return false
+        slab[slot][direction].pipeRead = pipe.read
+        slab[slot][direction].pipeWrite = pipe.write
+        pipesInUse += 1
+        return true
+    }
+
+    /// Gives an empty pipe back to the pool.
+    private func returnPipe(_ slot: Int32, _ direction: Direction) {
+        precondition(slab[slot][direction].inPipe == 0)
+        pipePool.append((slab[slot][direction].pipeRead, slab[slot][direction].pipeWrite))
+        slab[slot][direction].pipeRead = -1
+        slab[slot][direction].pipeWrite = -1
+        pipesInUse -= 1
+    }
+
+    private func spliceIn(_ slot: Int32, _ direction: Direction) {
+        ring.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize,
+                           userData: userData(slot, .spliceIn, direction))
+        slab[slot].inFlight += 1
+    }
+
+    /// A pipe-less splice half became readable (data, EOF or an error): take a pipe
+    /// and splice, or, with the pipe budget spent, read this once through a buffer.
+    func onReadable(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        guard slab[slot].state == .relaying else { finishIfIdle(slot); return }
+        guard result >= 0 else { close(slot, reset: true); return }
+        if acquirePipe(slot, direction) {
+            spliceIn(slot, direction)
+        } else {
+            ring.prepareRecv(fd: source(slot, direction), from: buffers, pollFirst: false, userData: userData(slot, .recv, direction))
+            slab[slot].inFlight += 1
         }
     }
 
@@ -162,6 +188,7 @@ extension Worker {
         guard slab[slot].state == .relaying else { finishIfIdle(slot); return }
         if result > 0 {
             slab[slot][direction].inPipe = result
+            slab[slot][direction].lastSpliceIn = result
             slab[slot][direction].phase = .writing
             spliceOut(slot, direction)
         } else if result == 0 {
@@ -186,8 +213,18 @@ extension Worker {
         slab[slot][direction].inPipe -= result
         if slab[slot][direction].inPipe > 0 {
             spliceOut(slot, direction)
-        } else {
-            startRead(slot, direction, pollFirst: false)
+            return
         }
+        // A splice that moved less than a buffer's worth drained the socket: the half
+        // is no longer streaming, so it gives its pipe back rather than hold it idle
+        // (and in auto mode returns to the buffers path).
+        if slab[slot][direction].lastSpliceIn < Int32(setup.settings.bufferSize) {
+            returnPipe(slot, direction)
+            if setup.settings.relay == .auto {
+                slab[slot][direction].spliced = false
+                slab[slot][direction].fullBufferStreak = 0
+            }
+        }
+        startRead(slot, direction, pollFirst: false)
     }
 }

@@ -23,7 +23,9 @@ struct WorkerSetup: Sendable {
 final class Worker {
     let setup: WorkerSetup
     let ring: Ring
-    let buffers: ProvidedBufferRing?
+    /// Every mode has the buffer ring: the splice paths fall back to it when the pipe
+    /// budget is spent.
+    let buffers: ProvidedBufferRing
     let endpoints: SocketAddressTable
     let endpointFamilies: [SocketAddress.Family]
     let connectTimeout: PinnedTimeout
@@ -52,9 +54,7 @@ final class Worker {
         counters = setup.counters
         logger = setup.logger
         ring = try Ring(RingOptions(entries: setup.settings.ringEntries))
-        buffers = setup.settings.relay.usesBuffers
-            ? try ProvidedBufferRing(ring: ring, groupID: 1, count: setup.settings.bufferCount, bufferSize: setup.settings.bufferSize)
-            : nil
+        buffers = try ProvidedBufferRing(ring: ring, groupID: 1, count: setup.settings.bufferCount, bufferSize: setup.settings.bufferSize)
         endpoints = SocketAddressTable(capacity: setup.plan.endpoints.count)
         for address in setup.plan.endpoints { endpoints.append(address) }
         endpointFamilies = setup.plan.endpoints.map(\.family)
@@ -129,6 +129,7 @@ final class Worker {
             case .send: onSend(slot, direction, completion.result)
             case .spliceIn: onSpliceIn(slot, direction, completion.result)
             case .spliceOut: onSpliceOut(slot, direction, completion.result)
+            case .readable: onReadable(slot, direction, completion.result)
             default: preconditionFailure("unexpected operation kind \(kind)")
             }
         }

@@ -181,4 +181,27 @@ import TestSupport
         #expect(result.stderr.contains("bytes_in=300003 bytes_out=300003"))
         #expect(result.stderr.contains("conns_active=0"))
     }
+
+    /// On the splice path a connection holds a pipe only while it streams: 50 open,
+    /// idle connections that each exchanged a few bytes (one after another) leave only
+    /// the few pooled pipes behind, not two per connection.
+    @Test func idleSpliceConnectionsHoldNoPipes() throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "127.0.0.1:\(backend.port)"),
+                                             arguments: ["--relay", "splice"])
+        var clients: [TestSocket] = []
+        for i in 0..<50 {
+            let client = try TestSocket.connect("127.0.0.1", listen)
+            let message = Array("hello \(i)".utf8)
+            try client.sendAll(message)
+            #expect(try client.receive(exactly: message.count) == message)
+            clients.append(client)
+        }
+        let pipeFDs = forwarder.fileDescriptorTargets.filter { $0.hasPrefix("pipe:") }.count
+        #expect(pipeFDs <= 8, "\(pipeFDs) pipe fds held by 50 idle connections")
+        #expect(forwarder.ioWorkerThreadCount <= 2)
+        clients.forEach { $0.close() }
+        #expect(forwarder.stop().exitCode == 0)
+    }
 }

@@ -121,6 +121,12 @@ public final class ForwarderProcess: @unchecked Sendable {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
     }
 
+    /// What each of the process's fds points at ("socket:[...]", "pipe:[...]", paths).
+    public var fileDescriptorTargets: [String] {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+    }
+
     /// Threads of the process named iou-wrk-* (io_uring's io-wq kernel workers).
     public var ioWorkerThreadCount: Int {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
