@@ -27,10 +27,20 @@ WORKLOADS = {
     "newconn": ("New connections (wrk, Connection: close)", "rps", "req/s",
                 "cpu_us_per_req", "CPU µs/req"),
     "keepalive": ("Keep-alive requests (wrk)", "rps", "req/s", "cpu_us_per_req", "CPU µs/req"),
+    "proxy-v1": ("New connections, forwarder sends PROXY v1 (wrk, Connection: close)", "rps",
+                 "req/s", "cpu_us_per_req", "CPU µs/req"),
+    "proxy-v2": ("New connections, forwarder sends PROXY v2 (wrk, Connection: close)", "rps",
+                 "req/s", "cpu_us_per_req", "CPU µs/req"),
 }
 SHORT = {"iperf1": "iperf 1 stream", "iperf4": "iperf 4 streams",
-         "newconn": "new conn/s", "keepalive": "keep-alive req/s"}
+         "newconn": "new conn/s", "keepalive": "keep-alive req/s",
+         "proxy-v1": "PROXY v1 conn/s", "proxy-v2": "PROXY v2 conn/s"}
 LATENCY = ("p50_ms", "p99_ms")
+MEMORY = "memory"
+MiB = 1024.0
+# Memory bars in the chart: (sample key, label); all lower is better.
+MEMORY_BARS = (("rss_idle_kib", "RSS idle"), ("rss_held_kib", "RSS held"),
+               ("pss_held_kib", "PSS held"))
 
 
 def median_of(samples, key):
@@ -67,12 +77,22 @@ def fmt_pct(value):
     return "–" if value is None else f"{value * 100:.0f}%"
 
 
+def fmt_mib(kib):
+    return "–" if kib is None else f"{kib / MiB:,.1f}"
+
+
+def fmt_int(value):
+    return "–" if value is None else f"{value:,.0f}"
+
+
 class Run:
     def __init__(self, doc):
         self.meta = doc.get("meta", {})
         self.samples = doc["samples"]
         self.subjects = self._ordered("subjects", "subject")
-        self.workloads = [w for w in self._ordered("workloads", "workload") if w in WORKLOADS]
+        ordered = self._ordered("workloads", "workload")
+        self.workloads = [w for w in ordered if w in WORKLOADS]
+        self.has_memory = MEMORY in ordered
 
     def _ordered(self, meta_key, sample_key):
         # The run's own order (canonical in run.sh), then anything only the samples name.
@@ -91,6 +111,24 @@ class Run:
     def median(self, workload, subject, key):
         return median_of(self.ok(workload, subject), key)
 
+    def not_applicable(self, workload, subject):
+        """The reason, when every sample of SUBJECT in WORKLOAD is n/a."""
+        rows = self.rows(workload, subject)
+        if rows and all(s["status"] == "n/a" for s in rows):
+            return rows[0].get("reason", "not applicable")
+        return None
+
+    def held(self, subject):
+        """Memory samples that hold figures: ok ones, and failed holds that still
+        measured (flagged in the table: not all connections were held)."""
+        return [s for s in self.rows(MEMORY, subject) if s.get("rss_held_kib") is not None]
+
+    def complete(self, subject):
+        return [s for s in self.rows(MEMORY, subject) if s["status"] == "ok"]
+
+    def memory_subjects(self):
+        return [s for s in self.subjects if self.rows(MEMORY, s)]
+
 
 def header(run):
     m = run.meta
@@ -105,10 +143,29 @@ def header(run):
         f"- peers: HAProxy {m.get('haproxy', '?')}, nginx {m.get('nginx', '?')},"
         f" socat {m.get('socat', '?')}; load: iperf3 {m.get('iperf3', '?')} (-O 1),"
         f" wrk {m.get('wrk', '?')}; forwarders with {m.get('forwarder_workers', '?')} workers",
-        f"- portunus-uring: `{m.get('portunus', '?')}` (repo at {m.get('git_rev', '?')})",
+        f"- portunus-uring: `{m.get('portunus', '?')}`"
+        + (f" (built {m['portunus_built']}, sha256 {m['portunus_sha256']}…)" if m.get("portunus_built", "-") != "-" else "")
+        + f"; repo at {m.get('git_rev', '?')} when the run started (the binary may be older)",
         f"- load average (1/5/15 min) at start: {m.get('loadavg_start', '?')}, at end:"
         f" {m.get('loadavg_end', '?')}; anything well above the forwarder's own share means"
         " something else ran during the benchmark",
+    ]
+    loads = [(s["loadavg_1m"], s) for s in run.samples if s.get("loadavg_1m") is not None]
+    if loads:
+        top, at = max(loads, key=lambda x: x[0])
+        lines.append(f"- 1-min load average right after each sample: median"
+                     f" {statistics.median(l for l, _ in loads):.2f}, highest {top:.2f}"
+                     f" (after {at['workload']} {at['subject']}, round {at['round']})")
+    try:
+        end_1m = float(str(m.get("loadavg_end", "")).split()[0])
+    except (IndexError, ValueError):
+        end_1m = 0.0
+    if run.rows(MEMORY, "socat") and max([end_1m] + [l for l, _ in loads]) > 50:
+        lines.append("- a load average in the hundreds most likely comes from socat's memory hold: 5,000"
+                     " processes, over a thousand of them runnable at once at tear-down; when the"
+                     " kernel's 5-s load sample lands in that burst the 1-min average jumps by up to"
+                     " hundreds for a minute, though little CPU is used")
+    lines += [
         "",
         f"Ratios divide a median by the same workload's `{REFERENCE}` or `{DIRECT}` median from"
         " this run. Higher is better for Gbit/s and req/s, lower for latency and CPU."
@@ -120,14 +177,17 @@ def header(run):
 
 
 def overview(run):
-    lines = [f"## Headline ratio vs {REFERENCE}", "",
-             "| subject | " + " | ".join(SHORT[w] for w in run.workloads) + " |",
-             "|---|" + "---:|" * len(run.workloads)]
+    lines = [f"## Headline ratio vs {REFERENCE}", ""]
+    if not run.workloads:  # a memory-only run
+        return lines + memory_overview(run)
+    lines += ["| subject | " + " | ".join(SHORT[w] for w in run.workloads) + " |",
+              "|---|" + "---:|" * len(run.workloads)]
     for subject in run.subjects:
         cells = []
         for w in run.workloads:
             key = WORKLOADS[w][1]
-            cells.append(fmt_ratio(ratio(run.median(w, subject, key), run.median(w, REFERENCE, key))))
+            cells.append("n/a" if run.not_applicable(w, subject) else
+                         fmt_ratio(ratio(run.median(w, subject, key), run.median(w, REFERENCE, key))))
         lines.append(f"| {subject} | " + " | ".join(cells) + " |")
     cpu_cells_any = False
     cpu_lines = [f"", f"Forwarder CPU per unit of work vs {REFERENCE} (lower is better):", "",
@@ -141,40 +201,168 @@ def overview(run):
             key = WORKLOADS[w][3]
             r = ratio(run.median(w, subject, key), run.median(w, REFERENCE, key))
             cpu_cells_any |= r is not None
-            cells.append(fmt_ratio(r))
+            cells.append("n/a" if run.not_applicable(w, subject) else fmt_ratio(r))
         cpu_lines.append(f"| {subject} | " + " | ".join(cells) + " |")
-    return lines + (cpu_lines if cpu_cells_any else []) + [""]
+    return lines + (cpu_lines if cpu_cells_any else []) + [""] + memory_overview(run)
+
+
+def memory_overview(run):
+    subjects = run.memory_subjects()
+    if not subjects:
+        return []
+    count = run.meta.get("hold_connections", 5000)
+    ref_idle = median_of(run.held(REFERENCE), "rss_idle_kib")
+    ref_held = median_of(run.complete(REFERENCE), "rss_held_kib")
+    lines = [f"Memory vs {REFERENCE} (lower is better; RSS summed over the forwarder's processes),"
+             f" and its threads, while holding {count:,} idle connections:", "",
+             "| subject | RSS idle | RSS held | threads held | io_uring workers (iou-wrk) held |",
+             "|---|---:|---:|---:|---:|"]
+    for subject in subjects:
+        held, complete = run.held(subject), run.complete(subject)
+        idle = median_of(held, "rss_idle_kib")
+        held_rss = median_of(complete, "rss_held_kib")
+        held_cell = fmt_ratio(ratio(held_rss, ref_held)) if complete else (
+            f"failed ({min(s['held'] for s in held):,} held)" if held else "failed")
+        lines.append(f"| {subject} | {fmt_ratio(ratio(idle, ref_idle))} | {held_cell} |"
+                     f" {fmt_int(median_of(held, 'threads_held'))} |"
+                     f" {fmt_int(median_of(held, 'iou_wrk_held'))} |")
+    return lines + [""]
 
 
 def workload_table(run, w):
     title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
     wrk = key == "rps"
-    cols = [unit, f"vs {REFERENCE}", f"vs {DIRECT}", "range"]
+    proxy = w.startswith("proxy-")
+    # A PROXY sender is compared with itself without the header (same backend nginx,
+    # same wrk shape), when newconn ran too; direct cannot send a header at all.
+    own = proxy and any(run.ok("newconn", s) for s in run.subjects)
+    cols = [unit, f"vs {REFERENCE}"] + (["vs own newconn"] if own else [] if proxy else [f"vs {DIRECT}"])
+    cols += ["range"]
     if wrk:
         cols += ["p50 ms", "p99 ms"]
-    cols += [cpu_unit, f"CPU vs {REFERENCE}", "ok/runs"]
+    cols += [cpu_unit, f"CPU vs {REFERENCE}"] + (["errors"] if wrk else []) + ["ok/runs"]
     lines = [f"## {title}", "", "| subject | " + " | ".join(cols) + " |",
              "|---|" + "---:|" * len(cols)]
     ref = run.median(w, REFERENCE, key)
     ref_cpu = run.median(w, REFERENCE, cpu_key)
     direct = run.median(w, DIRECT, key)
+    na_notes = []
     for subject in run.subjects:
+        if not run.rows(w, subject):
+            continue
+        reason = run.not_applicable(w, subject)
+        if reason:
+            na_notes.append(f"{subject}: {reason}")
+            lines.append(f"| {subject} | " + " | ".join(["n/a"] * len(cols)) + " |")
+            continue
         ok = run.ok(w, subject)
         value = median_of(ok, key)
         cpu = median_of(ok, cpu_key)
-        cells = [fmt(value), fmt_ratio(ratio(value, ref)), fmt_ratio(ratio(value, direct)),
-                 fmt_pct(spread_of(ok, key))]
+        cells = [fmt(value), fmt_ratio(ratio(value, ref))]
+        if own:
+            cells.append(fmt_ratio(ratio(value, run.median("newconn", subject, key))))
+        elif not proxy:
+            cells.append(fmt_ratio(ratio(value, direct)))
+        cells.append(fmt_pct(spread_of(ok, key)))
         if wrk:
             cells += [fmt(median_of(ok, k)) for k in LATENCY]
-        cells += [fmt(cpu, 3 if not wrk else 1), fmt_ratio(ratio(cpu, ref_cpu)),
-                  f"{len(ok)}/{len(run.rows(w, subject))}"]
+        cells += [fmt(cpu, 3 if not wrk else 1), fmt_ratio(ratio(cpu, ref_cpu))]
+        if wrk:
+            # Failed requests over all rounds, failed samples included: never hidden.
+            errs = [e for e in map(wrk_errors, run.rows(w, subject)) if e is not None]
+            cells.append(fmt_int(sum(errs)) if errs else "–")
+        cells.append(f"{len(ok)}/{len(run.rows(w, subject))}")
         lines.append(f"| {subject} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if proxy:
+        lines += ["Before measuring, one request through each sender must come back 200 with the"
+                  " backend reporting the real client address and port and the forwarder's"
+                  " listen address from the header; `errors` are wrk's socket errors plus non-2xx"
+                  " answers (a sample with more than 1% of them counts as failed).", ""]
+    if na_notes:
+        lines += ["n/a: " + "; ".join(na_notes) + ".", ""]
+    return lines
+
+
+def wrk_errors(sample):
+    """wrk's failed requests in one sample (older samples.json lack `errors`)."""
+    if sample.get("errors") is not None:
+        return sample["errors"]
+    if "socket_errors" in sample:
+        return sum(sample["socket_errors"].values()) + sample.get("non_2xx", 0)
+    return None
+
+
+def memory_table(run):
+    subjects = run.memory_subjects()
+    if not subjects:
+        return []
+    m = run.meta
+    count = m.get("hold_connections", 5000)
+    lines = [f"## Memory: {count:,} idle connections held",
+             "",
+             f"Per measurement a fresh instance of each forwarder (one rule, {m.get('forwarder_workers', '?')}"
+             f" workers/threads, limits sized for the hold) forwards to an idle backend that accepts"
+             f" and never closes; {count:,} clients connect through it (at most 256 connects in"
+             f" flight, set-up capped at {m.get('hold_setup_cap_secs', '?')} s), all are held"
+             f" {m.get('duration_secs', '?')} s, then closed. A hold is ok only when all {count:,}"
+             " were accepted by the backend and stayed open. RSS is VmRSS summed over the"
+             " forwarder's processes (it counts shared pages once per process, which overstates"
+             " socat's thousands of children); PSS (smaps_rollup) shares them out and is the"
+             " fairer sum. Both are user-space memory only: the kernel's socket buffers (alike"
+             " for every forwarder) and a splice relay's pipes are not in them. `idle` is 1 s"
+             " after one end-to-end check connection closed (on a splice relay that connection's"
+             " EOF leaves one io-wq worker behind)."
+             " KiB/conn = (RSS held − RSS idle) / connections held. `after` is once"
+             " every connection closed; `running` is the long-running instance of the other"
+             " workloads, read just before (what earlier traffic left resident). MiB, medians.",
+             "",
+             "| subject | RSS idle | RSS held | held vs " + REFERENCE + " | KiB/conn | PSS idle |"
+             " PSS held | RSS after | RSS running | held/runs |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    ref_held = median_of(run.complete(REFERENCE), "rss_held_kib")
+    for subject in subjects:
+        held, complete = run.held(subject), run.complete(subject)
+        rows = run.rows(MEMORY, subject)
+        mark = "" if len(complete) == len(rows) else " †"
+        held_rss = median_of(held, "rss_held_kib")
+        ok_rss = median_of(complete, "rss_held_kib")
+        kib = median_of(held, "kib_per_conn")
+        held_counts = ", ".join(f"{s['held']:,}" if "held" in s else "0" for s in rows)
+        lines.append(f"| {subject} | {fmt_mib(median_of(held, 'rss_idle_kib'))} |"
+                     f" {fmt_mib(held_rss)}{mark} | {fmt_ratio(ratio(ok_rss, ref_held))} |"
+                     f" {fmt(kib, 1)} | {fmt_mib(median_of(held, 'pss_idle_kib'))} |"
+                     f" {fmt_mib(median_of(held, 'pss_held_kib'))} |"
+                     f" {fmt_mib(median_of(held, 'rss_after_kib'))} |"
+                     f" {fmt_mib(median_of(rows, 'rss_running_kib'))} |"
+                     f" {held_counts} of {count:,} ({len(complete)}/{len(rows)} ok) |")
+    lines += ["", "Threads (all tasks of all its processes, io_uring workers included) and"
+              " io_uring kernel workers (tasks named `iou-wrk-*`), processes and open files while"
+              " holding; pipes held by a splice relay, and still open once every connection closed:",
+              "",
+              "| subject | threads idle | threads held | iou-wrk held | iou-wrk max during hold |"
+              " iou-wrk max during set-up | processes held | fds held | of which pipes | pipes after"
+              " | set-up s | tear-down s |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for subject in subjects:
+        held = run.held(subject)
+        lines.append(f"| {subject} | " + " | ".join([
+            fmt_int(median_of(held, "threads_idle")), fmt_int(median_of(held, "threads_held")),
+            fmt_int(median_of(held, "iou_wrk_held")), fmt_int(median_of(held, "iou_wrk_max_hold")),
+            fmt_int(median_of(held, "iou_wrk_max_setup")), fmt_int(median_of(held, "processes_held")),
+            fmt_int(median_of(held, "fds_held")), fmt_int(median_of(held, "pipes_held")),
+            fmt_int(median_of(held, "pipes_after")), fmt(median_of(held, "setup_secs")),
+            fmt(median_of(held, "teardown_secs"))]) + " |")
+    if any(len(run.complete(s)) < len(run.rows(MEMORY, s)) for s in subjects):
+        lines += ["", "† not every hold of this subject held all connections: see Problems."]
     return lines + [""]
 
 
 def problems(run):
     lines = []
     for s in run.samples:
+        if s["status"] == "n/a":
+            continue
         if s["status"] != "ok":
             lines.append(f"- round {s['round']} {s['workload']} {s['subject']}: **failed**: {s.get('error')}")
         elif s.get("warning"):
@@ -186,57 +374,97 @@ def summary(run):
     lines = header(run) + overview(run)
     for w in run.workloads:
         lines += workload_table(run, w)
+    lines += memory_table(run)
     lines += problems(run)
     return "\n".join(lines)
 
 
+def _bars(ax, groups, subjects, color_of, value, title, ylabel):
+    """Grouped bars: one group per x label, one bar per subject. value(subject, group)
+    gives (ratio or None, label suffix). Bars above CHART_CAP are cut and labelled."""
+    tallest = 1.0
+    width = 0.8 / max(len(subjects), 1)
+    for j, subject in enumerate(subjects):
+        xs, heights, labels = [], [], []
+        for i, group in enumerate(groups):
+            r, suffix = value(subject, group)
+            if r is not None:
+                xs.append(i - 0.4 + width * (j + 0.5))
+                heights.append(min(r, CHART_CAP))
+                labels.append((f"{r:.2f}" if r < 100 else f"{r:.0f}")
+                              + ("↑" if r > CHART_CAP else "") + suffix)
+                tallest = max(tallest, min(r, CHART_CAP))
+        bars = ax.bar(xs, heights, width, label=subject, color=color_of[subject])
+        ax.bar_label(bars, labels=labels, fontsize=7, padding=1)
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_ylim(0, tallest * 1.12)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+
+
 def chart(run, path):
-    """Grouped bars per workload: headline ratio vs haproxy, and CPU ratio vs haproxy."""
+    """One full-width panel each: headline ratio vs haproxy per workload, CPU ratio vs
+    haproxy per workload, and (memory workload) RSS/PSS ratio vs haproxy."""
     try:
         import matplotlib
         matplotlib.use("Agg")  # no display here, and none needed
         import matplotlib.pyplot as plt
     except ImportError:
         return "chart.png not written: matplotlib is not installed for this python3"
-    if not any(run.ok(w, REFERENCE) for w in run.workloads):
+    rates = any(run.ok(w, REFERENCE) for w in run.workloads)
+    memory = bool(run.held(REFERENCE))
+    if not rates and not memory:
         return f"chart.png not written: no successful {REFERENCE} sample to compare against"
 
-    panels = [("headline", 1, f"Throughput / request rate vs {REFERENCE} (higher is better)",
-               [s for s in run.subjects]),
-              ("cpu", 3, f"Forwarder CPU per GB / per request vs {REFERENCE} (lower is better)",
-               [s for s in run.subjects if s != DIRECT])]
-    fig, axes = plt.subplots(1, 2, figsize=(15, 5.5))
     colors = plt.get_cmap("tab10")
     color_of = {s: colors(i % 10) for i, s in enumerate(run.subjects)}
-    for ax, (_, idx, title, subjects) in zip(axes, panels):
-        tallest = 1.0
-        width = 0.8 / max(len(subjects), 1)
-        for j, subject in enumerate(subjects):
-            xs, heights = [], []
-            for i, w in enumerate(run.workloads):
+    ylabel = f"ratio to {REFERENCE} (median of rounds)"
+    short = [SHORT[w] for w in run.workloads]
+    panels = []
+    if rates:
+        def rate_value(idx):
+            def value(subject, label):
+                w = run.workloads[short.index(label)]
                 key = WORKLOADS[w][idx]
-                r = ratio(run.median(w, subject, key), run.median(w, REFERENCE, key))
-                if r is not None:
-                    xs.append(i - 0.4 + width * (j + 0.5))
-                    heights.append(r)
-                    tallest = max(tallest, min(r, CHART_CAP))
-            bars = ax.bar(xs, [min(h, CHART_CAP) for h in heights], width,
-                          label=subject, color=color_of[subject])
-            ax.bar_label(bars, labels=[f"{h:.2f}" + ("↑" if h > CHART_CAP else "") for h in heights],
-                         fontsize=7, padding=1)
-        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-        ax.set_ylim(0, tallest * 1.1)
-        ax.set_xticks(range(len(run.workloads)), [SHORT[w] for w in run.workloads])
-        ax.set_ylabel(f"ratio to {REFERENCE} (median of rounds)")
-        ax.set_title(title, fontsize=10)
-    # One legend for both panels, under them: inside, it covers bars.
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
+                return ratio(run.median(w, subject, key), run.median(w, REFERENCE, key)), ""
+            return value
+        panels.append((short, run.subjects, rate_value(1),
+                       f"Throughput / request rate vs {REFERENCE} (higher is better"
+                       + ("; n/a has no bar)" if any(w.startswith("proxy-") for w in run.workloads) else ")")))
+        panels.append((short, [s for s in run.subjects if s != DIRECT], rate_value(3),
+                       f"Forwarder CPU per GB / per request vs {REFERENCE} (lower is better)"))
+    if memory:
+        count = run.meta.get("hold_connections", 5000)
+        labels = {label: key for key, label in MEMORY_BARS}
+
+        def mem_value(subject, label):
+            key = labels[label]
+            complete = run.complete(subject)
+            # A failed hold still shows its figure, marked: it held fewer connections
+            # (its idle figure is as good as anyone's).
+            chosen = complete or run.held(subject)
+            suffix = "" if complete or key == "rss_idle_kib" else "†"
+            ref = median_of(run.complete(REFERENCE) or run.held(REFERENCE), key)
+            return ratio(median_of(chosen, key), ref), suffix
+        panels.append(([label for _, label in MEMORY_BARS], run.memory_subjects(), mem_value,
+                       f"Forwarder memory vs {REFERENCE}, idle and holding {count:,} idle connections"
+                       " (lower is better; † = hold incomplete, fewer connections)"))
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(15, 4.3 * len(panels) + 0.8), squeeze=False)
+    for ax, (groups, subjects, value, title) in zip(axes[:, 0], panels):
+        _bars(ax, groups, subjects, color_of, value, title, ylabel)
+    # One legend for every panel, under them: inside, it covers bars. Built from the
+    # colours, since a subject with no bar in a panel (n/a) has no usable handle there.
+    from matplotlib.patches import Patch
+    shown = [s for s in run.subjects if any(s in subjects for _, subjects, _, _ in panels)]
+    fig.legend([Patch(color=color_of[s]) for s in shown], shown, loc="lower center",
+               ncol=len(shown), fontsize=9, frameon=False)
     m = run.meta
     fig.suptitle(f"portunus-uring peers — {m.get('date_utc', '?')}, {m.get('nproc', '?')} cores,"
                  f" kernel {m.get('kernel', '?')}, {m.get('rounds', '?')} round(s) ×"
                  f" {m.get('duration_secs', '?')} s", fontsize=11)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.8 / (4.3 * len(panels) + 0.8), 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None

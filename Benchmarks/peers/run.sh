@@ -14,6 +14,14 @@
 #                           iperf4    iperf3 -P 4
 #                           newconn   wrk with Connection: close, req/s p50 p99, CPU us/req
 #                           keepalive wrk on kept-alive connections
+#                           proxy-v1  newconn through a forwarder that sends a PROXY v1
+#                                     header to an nginx backend expecting it (haproxy
+#                                     send-proxy, nginx proxy_protocol on, portunus
+#                                     proxy_protocol = "v1"); n/a for direct, socat
+#                           proxy-v2  the same with PROXY v2 (n/a for nginx: it sends v1 only)
+#                           memory    RSS/PSS, threads and io_uring workers of a fresh
+#                                     forwarder idle, then holding 5,000 idle connections
+#                                     to an idle backend, then after they closed (not direct)
 #
 # Quick check without the portunus binary:
 #   Benchmarks/peers/run.sh --rounds 1 --duration 2 --only direct,haproxy,socat
@@ -29,7 +37,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 PROBE=(python3 "$HERE/probe.py")
 
 ALL_SUBJECTS=(direct haproxy haproxy-splice nginx-stream socat portunus-buffers portunus-splice)
-ALL_WORKLOADS=(iperf1 iperf4 newconn keepalive)
+ALL_WORKLOADS=(iperf1 iperf4 newconn keepalive proxy-v1 proxy-v2 memory)
 
 ROUNDS=3
 DURATION_SECS=5
@@ -49,11 +57,20 @@ FORWARDER_WORKERS=2
 # wrk shape from PEERS.md (the baseline figures there use it).
 WRK_THREADS=2
 WRK_CONNECTIONS=50
+# memory: idle connections held through each forwarder. Each costs the forwarder two
+# sockets and the hard open-file limit is 20,000 per process (PEERS.md); the hold
+# process needs 2 x 5,000 fds for both ends.
+HOLD_CONNECTIONS=5000
+HOLD_SETUP_SECS=30      # cap on opening them all (socat forks one process per connection)
+HOLD_TEARDOWN_SECS=20   # cap on the forwarder letting them all go again
 
 STARTED_PIDS=()          # every long-lived process we started, for cleanup
 declare -A SUBJECT_PIDS  # subject -> "pid pid": the processes whose CPU we charge it
 declare -A IPERF_PORT    # subject -> port that reaches the iperf3 backend
 declare -A HTTP_PORT     # subject -> port that reaches the nginx http backend
+declare -A PP_PORT       # subject/proxy-vN -> port whose forwarder sends that PROXY header
+declare -A MEM_PORT      # subject -> listen port of its memory-test instance
+declare -A BROKEN        # subject/workload -> why its pre-measurement check failed
 declare -A DEAD          # subject -> why it is no longer measured
 TOOL_PID=""              # the load generator currently running, if any
 IPERF_SERVER_PID=""
@@ -173,12 +190,17 @@ is_alive() {  # a child that died stays a zombie until reaped: that is not alive
     [[ ${stat:0:1} != Z ]]
 }
 
-descendants() {
-    local child
-    for child in $(pgrep -P "$1" || true); do
-        descendants "$child"
-        echo "$child"
-    done
+descendants() {  # every live descendant of PID, from one ps snapshot
+    # One ps instead of a pgrep per process: socat may have thousands of children.
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2; pid[NR] = $1 }
+        END {
+            for (i = 1; i <= NR; i++) {
+                up = parent[pid[i]]
+                for (depth = 0; up != "" && up != 0 && up != root && depth < 64; depth++) up = parent[up]
+                if (up == root) print pid[i]
+            }
+        }'
 }
 
 # start_bg SUBJECT LOGNAME CMD... : run CMD in the background, stderr+stdout to
@@ -195,6 +217,9 @@ start_bg() {
 stop_pids() {  # TERM the processes and their descendants, KILL what is left after 5 s
     local -a pids=()
     local p
+    # Stopped, a forking server (socat) cannot add a child after we listed its
+    # children; the TERM stays pending until the CONT below.
+    kill -STOP "$@" 2>/dev/null || true
     for p in "$@"; do
         # Children first are listed but all get TERM at once; socat's per-connection
         # children would otherwise outlive their parent until their peer closes.
@@ -203,6 +228,7 @@ stop_pids() {  # TERM the processes and their descendants, KILL what is left aft
     done
     ((${#pids[@]})) || return 0
     kill -TERM "${pids[@]}" 2>/dev/null || true
+    kill -CONT "$@" 2>/dev/null || true
     local i alive
     for ((i = 0; i < 50; i++)); do
         alive=0
@@ -286,20 +312,42 @@ http {
         listen 127.0.0.1:$BACKEND_HTTP_PORT backlog=4096;
         location / { default_type text/plain; return 200 "ok\n"; }
     }
+    # proxy-v1/proxy-v2: every connection must open with a PROXY header (nginx takes
+    # v1 and v2 on the same listener); the body says what the header told it, which
+    # probe.py proxy-check compares with the real client before wrk runs.
+    server {
+        listen 127.0.0.1:$BACKEND_PP_PORT backlog=4096 proxy_protocol;
+        location / {
+            default_type text/plain;
+            return 200 "src=\$proxy_protocol_addr:\$proxy_protocol_port dst=\$proxy_protocol_server_addr:\$proxy_protocol_server_port\n";
+        }
+    }
 }
 EOF
     start_bg "" nginx-backend nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;'
     wait_port "$BACKEND_HTTP_PORT" nginx-backend "$LAST_PID"
+    wait_port "$BACKEND_PP_PORT" nginx-backend "$LAST_PID"
 }
 
 # ---------------------------------------------------------------- subjects
 # All forwarders start once and run for the whole run: an idle forwarder costs no
 # CPU, and a start/stop per measurement would add start-up noise and TIME_WAIT churn
 # on fresh ports. Each subject is its own process(es) with two listen ports, one per
-# backend (iperf3 and http).
+# backend (iperf3 and http), plus one per PROXY version it can send, towards the
+# backend's proxy_protocol listener. The memory workload starts a separate, fresh
+# instance per measurement (start_memory_instance).
 
-write_haproxy_conf() {  # write_haproxy_conf FILE splice|plain IPERF_PORT HTTP_PORT
-    local file=$1 mode=$2 ip=$3 hp=$4 global_extra="" defaults_extra=""
+proxy_na() {  # proxy_na SUBJECT WORKLOAD : why SUBJECT cannot take part in WORKLOAD, or nothing
+    case $1/$2 in
+        direct/proxy-*) echo "no forwarder: wrk itself sends no PROXY header" ;;
+        socat/proxy-*) echo "socat cannot send a PROXY header" ;;
+        nginx-stream/proxy-v2) echo "nginx can only send PROXY v1 (proxy_protocol on;)" ;;
+    esac
+}
+
+write_haproxy_conf() {  # write_haproxy_conf FILE splice|plain SUBJECT
+    local file=$1 mode=$2 s=$3 global_extra="" defaults_extra=""
+    local ip=${IPERF_PORT[$3]} hp=${HTTP_PORT[$3]}
     if [[ $mode == splice ]]; then
         # splice-auto never splices on loopback (PEERS.md), so force both directions.
         # maxpipes: without it HAProxy wants more FDs than the hard limit allows.
@@ -323,10 +371,16 @@ listen iperf
 listen http
     bind 127.0.0.1:$hp
     server s1 127.0.0.1:$BACKEND_HTTP_PORT
+listen proxy-v1
+    bind 127.0.0.1:${PP_PORT[$s/proxy-v1]}
+    server s1 127.0.0.1:$BACKEND_PP_PORT send-proxy
+listen proxy-v2
+    bind 127.0.0.1:${PP_PORT[$s/proxy-v2]}
+    server s1 127.0.0.1:$BACKEND_PP_PORT send-proxy-v2
 EOF
 }
 
-write_nginx_stream_conf() {  # write_nginx_stream_conf FILE IPERF_PORT HTTP_PORT
+write_nginx_stream_conf() {  # write_nginx_stream_conf FILE IPERF_PORT HTTP_PORT PROXY_V1_PORT
     cat >"$1" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes $FORWARDER_WORKERS;
@@ -336,11 +390,16 @@ events { worker_connections 8192; }
 stream {
     server { listen 127.0.0.1:$2 backlog=4096 reuseport; proxy_pass 127.0.0.1:$BACKEND_IPERF_PORT; }
     server { listen 127.0.0.1:$3 backlog=4096 reuseport; proxy_pass 127.0.0.1:$BACKEND_HTTP_PORT; }
+    server {
+        listen 127.0.0.1:$4 backlog=4096 reuseport;
+        proxy_pass 127.0.0.1:$BACKEND_PP_PORT;
+        proxy_protocol on;
+    }
 }
 EOF
 }
 
-write_portunus_conf() {  # write_portunus_conf FILE IPERF_PORT HTTP_PORT
+write_portunus_conf() {  # write_portunus_conf FILE IPERF_PORT HTTP_PORT PROXY_V1_PORT PROXY_V2_PORT
     cat >"$1" <<EOF
 [global]
 log_level = "warn"
@@ -359,6 +418,18 @@ name = "http"
 protocol = "tcp"
 listen_port = $3
 target = "127.0.0.1:$BACKEND_HTTP_PORT"
+
+[[rule]]
+name = "proxy-v1"
+protocol = "tcp"
+listen_port = $4
+targets = [ { host = "127.0.0.1", port = $BACKEND_PP_PORT, proxy_protocol = "v1" } ]
+
+[[rule]]
+name = "proxy-v2"
+protocol = "tcp"
+listen_port = $5
+targets = [ { host = "127.0.0.1", port = $BACKEND_PP_PORT, proxy_protocol = "v2" } ]
 EOF
 }
 
@@ -367,11 +438,11 @@ start_subject() {
     mkdir -p "$dir"
     case $s in
         haproxy | haproxy-splice)
-            write_haproxy_conf "$dir/haproxy.cfg" "$([[ $s == *splice ]] && echo splice || echo plain)" "$ip" "$hp"
+            write_haproxy_conf "$dir/haproxy.cfg" "$([[ $s == *splice ]] && echo splice || echo plain)" "$s"
             # -db: foreground, no daemon; one process, its threads sum in /proc/PID/stat.
             start_bg "$s" "$s" haproxy -f "$dir/haproxy.cfg" -db ;;
         nginx-stream)
-            write_nginx_stream_conf "$dir/nginx.conf" "$ip" "$hp"
+            write_nginx_stream_conf "$dir/nginx.conf" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}"
             start_bg "$s" "$s" nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' ;;
         socat)
             # socat forwards one address per process; both are charged to the subject.
@@ -383,7 +454,7 @@ start_subject() {
                 "TCP4-LISTEN:$hp,bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
                 "TCP4:127.0.0.1:$BACKEND_HTTP_PORT" ;;
         portunus-buffers | portunus-splice)
-            write_portunus_conf "$dir/portunus.toml" "$ip" "$hp"
+            write_portunus_conf "$dir/portunus.toml" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${PP_PORT[$s/proxy-v2]}"
             start_bg "$s" "$s" "$BINARY" --config "$dir/portunus.toml" \
                 --workers "$FORWARDER_WORKERS" --relay "${s#portunus-}" ;;
         direct) ;;
@@ -400,14 +471,34 @@ check_subject() {  # both ports accept, and an HTTP request makes the round trip
         show_logs "$s"
         die "$s does not forward HTTP to the backend"
     fi
+    # PROXY: one request must come back 200 and the header must name the real client.
+    # A failure does not stop the run: that subject's samples of the workload become
+    # errors carrying this reason, so a broken header cannot pass as a fast error rate.
+    local w said
+    for w in proxy-v1 proxy-v2; do
+        in_list "$w" "${WORKLOADS[@]}" || continue
+        [[ -n $(proxy_na "$s" "$w") ]] && continue
+        wait_port "${PP_PORT[$s/$w]}" "$s" "${pids[@]}"
+        if said=$("${PROBE[@]}" proxy-check "${PP_PORT[$s/$w]}" 2>&1); then
+            log "  $w through $s: backend was told $said"
+        else
+            BROKEN[$s/$w]="check before measuring failed: $said"
+            log "  $w through $s: FAILED: $said"
+            show_logs "$s"
+        fi
+    done
 }
 
 assign_ports() {
     local -a ports
-    local n=$((2 + 2 * ${#SUBJECTS[@]})) s i=2
+    # Backends: iperf3, http, http behind proxy_protocol, the memory test's idle one.
+    # Subjects: iperf, http, proxy-v1, proxy-v2, memory instance (some stay unused).
+    local n=$((4 + 5 * ${#SUBJECTS[@]})) s w i=4
     read -ra ports <<<"$("${PROBE[@]}" free-ports "$n")"
     BACKEND_IPERF_PORT=${ports[0]}
     BACKEND_HTTP_PORT=${ports[1]}
+    BACKEND_PP_PORT=${ports[2]}
+    BACKEND_HOLD_PORT=${ports[3]}
     for s in "${SUBJECTS[@]}"; do
         if [[ $s == direct ]]; then
             IPERF_PORT[$s]=$BACKEND_IPERF_PORT
@@ -415,8 +506,12 @@ assign_ports() {
         else
             IPERF_PORT[$s]=${ports[i]}
             HTTP_PORT[$s]=${ports[i + 1]}
+            MEM_PORT[$s]=${ports[i + 4]}
         fi
-        i=$((i + 2))
+        for w in proxy-v1 proxy-v2; do
+            [[ -z $(proxy_na "$s" "$w") ]] && PP_PORT[$s/$w]=${ports[i + ${w#proxy-v} + 1]}
+        done
+        i=$((i + 5))
     done
 }
 
@@ -442,7 +537,7 @@ subject_alive() {
 
 measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
     local round=$1 workload=$2 s=$3
-    local tag="r$round-$workload-$s" kind out rc=0 ran=0 before="" after="" error=""
+    local tag="r$round-$workload-$s" kind out rc=0 ran=0 before="" after="" error="" line
     local -a cmd
     case $workload in
         iperf1 | iperf4)
@@ -454,8 +549,21 @@ measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
             cmd=(wrk "-t$WRK_THREADS" "-c$WRK_CONNECTIONS" "-d${DURATION_SECS}s" --latency)
             [[ $workload == newconn ]] && cmd+=(-H 'Connection: close')
             cmd+=("http://127.0.0.1:${HTTP_PORT[$s]}/") ;;
+        proxy-v1 | proxy-v2)
+            # newconn's shape, through the forwarder's PROXY-sending port.
+            kind=wrk out=$OUT/run/raw/$tag.txt
+            cmd=(wrk "-t$WRK_THREADS" "-c$WRK_CONNECTIONS" "-d${DURATION_SECS}s" --latency
+                -H 'Connection: close' "http://127.0.0.1:${PP_PORT[$s/$workload]:-0}/") ;;
     esac
     : >"$out"
+    local na
+    na=$(proxy_na "$s" "$workload")
+    if [[ -n $na ]]; then
+        line=$("${PROBE[@]}" sample "$OUT/samples.json" --subject "$s" --workload "$workload" \
+            --round "$round" --kind "$kind" --output "$out" --na "$na")
+        log "  $workload $s: $line"
+        return 0
+    fi
 
     local -a fpids  # the forwarder's processes, none for direct
     read -ra fpids <<<"${SUBJECT_PIDS[$s]:-}"
@@ -464,6 +572,8 @@ measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
     fi
     if [[ -n ${DEAD[$s]:-} ]]; then
         error=${DEAD[$s]}
+    elif [[ -n ${BROKEN[$s/$workload]:-} ]]; then
+        error=${BROKEN[$s/$workload]}
     else
         ((${#fpids[@]})) && { before=$("${PROBE[@]}" cpu-ticks "${fpids[@]}") || before=""; }
         # The -O 1 warm-up second and connection set-up are inside the bound.
@@ -486,13 +596,120 @@ measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
     local -a args=(--subject "$s" --workload "$workload" --round "$round" --kind "$kind" --output "$out")
     [[ -n $before && -n $after ]] && args+=(--cpu-ticks $((after - before)))
     [[ -n $error ]] && args+=(--error "$error")
-    local line
     line=$("${PROBE[@]}" sample "$OUT/samples.json" "${args[@]}")
     log "  $workload $s: $line"
     if [[ $line == ERROR* ]]; then
         FAILURES=$((FAILURES + 1))
         [[ $kind == iperf ]] && ((ran)) && restart_iperf_server
     fi
+    sleep "$SETTLE_SECS"
+}
+
+# ---------------------------------------------------------------- memory
+
+# A fresh instance per measurement, with one rule to the idle backend and limits sized
+# for the hold: "idle" is then the same state for every subject (just started, one
+# listener), not whatever the run's earlier workloads left behind; that state is read
+# from the long-running instance and reported beside it.
+start_memory_instance() {  # start_memory_instance SUBJECT NAME : sets LAST_PID
+    local s=$1 name=$2 dir=$OUT/run/$2 port=${MEM_PORT[$1]}
+    mkdir -p "$dir"
+    case $s in
+        haproxy | haproxy-splice)
+            # maxconn counts client connections (haproxy reserves 2 fds each): 8000
+            # holds 5,000; 10,000 would need 20,017 fds and haproxy refuses to start
+            # ("Cannot raise FD limit", hard limit 20,000). Timeouts outlast the hold.
+            local extra="" dextra=""
+            if [[ $s == *splice ]]; then
+                extra="    maxpipes 1024"
+                dextra=$'    option splice-request\n    option splice-response'
+            fi
+            cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread $FORWARDER_WORKERS
+    maxconn 8000
+$extra
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10m
+    timeout server 10m
+$dextra
+listen hold
+    bind 127.0.0.1:$port
+    server s1 127.0.0.1:$BACKEND_HOLD_PORT
+EOF
+            start_bg "" "$name" haproxy -f "$dir/haproxy.cfg" -db ;;
+        nginx-stream)
+            # worker_connections counts both sides of a connection, per worker; 11,000
+            # lets one worker take them all (reuseport splits them, but unevenly).
+            cat >"$dir/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes $FORWARDER_WORKERS;
+pid nginx.pid;
+error_log error.log warn;
+events { worker_connections 11000; }
+stream {
+    server { listen 127.0.0.1:$port backlog=4096 reuseport; proxy_pass 127.0.0.1:$BACKEND_HOLD_PORT; }
+}
+EOF
+            start_bg "" "$name" nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' ;;
+        socat)
+            start_bg "" "$name" socat "TCP4-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
+                "TCP4:127.0.0.1:$BACKEND_HOLD_PORT" ;;
+        portunus-buffers | portunus-splice)
+            cat >"$dir/portunus.toml" <<EOF
+[global]
+log_level = "warn"
+
+[stats]
+enabled = false
+
+[[rule]]
+name = "hold"
+protocol = "tcp"
+listen_port = $port
+target = "127.0.0.1:$BACKEND_HOLD_PORT"
+EOF
+            start_bg "" "$name" "$BINARY" --config "$dir/portunus.toml" \
+                --workers "$FORWARDER_WORKERS" --relay "${s#portunus-}" ;;
+    esac
+}
+
+measure_memory() {  # measure_memory ROUND SUBJECT : one hold through a fresh instance
+    local round=$1 s=$2
+    local tag="r$round-memory-$s" name="mem-$s-r$round" rc=0 error="" line
+    local out=$OUT/run/raw/$tag.json running=$OUT/run/raw/$tag.running.json
+    local -a args=(--subject "$s" --workload memory --round "$round" --kind memory --output "$out")
+    : >"$out"
+    # The long-running instance, after this run's earlier workloads: its footprint now.
+    if [[ -n ${SUBJECT_PIDS[$s]:-} ]] && subject_alive "$s" &&
+        "${PROBE[@]}" stats ${SUBJECT_PIDS[$s]} >"$running" 2>/dev/null; then
+        args+=(--running "$running")
+    fi
+    start_memory_instance "$s" "$name"
+    local pid=$LAST_PID
+    # Everything the hold may take, plus margin: a hung hold is killed, never waited on.
+    local bound=$((READY_SECS + HOLD_SETUP_SECS + DURATION_SECS + HOLD_TEARDOWN_SECS + 2 * SETTLE_SECS + 30))
+    run_bounded "$bound" "$out" "${PROBE[@]}" hold --port "${MEM_PORT[$s]}" \
+        --backend-port "$BACKEND_HOLD_PORT" --count "$HOLD_CONNECTIONS" --pids "$pid" \
+        --ready-secs "$READY_SECS" --settle-secs "$SETTLE_SECS" --setup-secs "$HOLD_SETUP_SECS" \
+        --hold-secs "$DURATION_SECS" --teardown-secs "$HOLD_TEARDOWN_SECS" || rc=$?
+    if ! is_alive "$pid"; then
+        error="the $s memory instance exited during the hold; see $OUT/run/$name*"
+        show_logs "$name"
+    elif ((rc == 124)); then
+        error="hold timed out after ${bound}s"
+    elif ((rc != 0)); then
+        error="hold exit $rc: $(tail -c 300 "$out.stderr" | tr '\n' ' ')"
+        show_logs "$name"
+    fi
+    # Torn down before the next subject: the instance and every child it still has.
+    stop_pids "$pid"
+    [[ -n $error ]] && args+=(--error "$error")
+    line=$("${PROBE[@]}" sample "$OUT/samples.json" "${args[@]}")
+    log "  memory $s: $line"
+    [[ $line == ERROR* ]] && FAILURES=$((FAILURES + 1))
     sleep "$SETTLE_SECS"
 }
 
@@ -506,11 +723,14 @@ init_samples() {
         "rounds=$ROUNDS" "duration_secs=$DURATION_SECS" \
         "subjects=$(IFS=,; echo "${SUBJECTS[*]}")" "workloads=$(IFS=,; echo "${WORKLOADS[*]}")" \
         "wrk=-t$WRK_THREADS -c$WRK_CONNECTIONS" "forwarder_workers=$FORWARDER_WORKERS" \
+        "hold_connections=$HOLD_CONNECTIONS" "hold_setup_cap_secs=$HOLD_SETUP_SECS" \
         "haproxy=$(haproxy -v | head -n1 | awk '{print $3}')" \
         "nginx=$(nginx -v 2>&1 | sed 's|.*/||')" \
         "socat=$(socat -V | sed -n 's/^socat version \([^ ]*\).*/\1/p')" \
         "iperf3=$(iperf3 --version | head -n1 | awk '{print $2}')" \
         "portunus=${BINARY:-not run}" "git_rev=$git_rev" \
+        "portunus_built=$([[ -n $BINARY ]] && date -u -r "$BINARY" +%Y-%m-%dT%H:%M:%SZ || echo -)" \
+        "portunus_sha256=$([[ -n $BINARY ]] && sha256sum "$BINARY" | cut -c1-12 || echo -)" \
         "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
@@ -539,11 +759,19 @@ main() {
     done
 
     local total=$((ROUNDS * ${#WORKLOADS[@]} * ${#SUBJECTS[@]}))
-    log "$total measurements of ${DURATION_SECS}s, about $((total * (DURATION_SECS + SETTLE_SECS + 2) / 60 + 1)) min"
+    # A memory hold takes a few seconds more than a load (start, set-up, tear-down).
+    log "$total measurements of ${DURATION_SECS}s, about $((total * (DURATION_SECS + SETTLE_SECS + 4) / 60 + 1)) min"
     for ((r = 1; r <= ROUNDS; r++)); do
         log "round $r/$ROUNDS"
         for w in "${WORKLOADS[@]}"; do
-            for s in "${SUBJECTS[@]}"; do measure "$r" "$w" "$s"; done
+            for s in "${SUBJECTS[@]}"; do
+                if [[ $w == memory ]]; then
+                    # Not direct: there is no forwarder whose memory to read.
+                    [[ $s == direct ]] || measure_memory "$r" "$s"
+                else
+                    measure "$r" "$w" "$s"
+                fi
+            done
         done
     done
 
