@@ -9,7 +9,7 @@
 #                           [--only SUBJECTS] [--workloads WORKLOADS]
 #
 #   SUBJECTS  (comma list): direct haproxy haproxy-splice nginx-stream socat
-#                           portunus-buffers portunus-splice
+#                           portunus-buffers portunus-splice portunus-auto
 #   WORKLOADS (comma list): iperf1    iperf3, 1 stream, Gbit/s and forwarder CPU s/GB
 #                           iperf4    iperf3 -P 4
 #                           newconn   wrk with Connection: close, req/s p50 p99, CPU us/req
@@ -36,7 +36,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 PROBE=(python3 "$HERE/probe.py")
 
-ALL_SUBJECTS=(direct haproxy haproxy-splice nginx-stream socat portunus-buffers portunus-splice)
+ALL_SUBJECTS=(direct haproxy haproxy-splice nginx-stream socat portunus-buffers portunus-splice portunus-auto)
 ALL_WORKLOADS=(iperf1 iperf4 newconn keepalive proxy-v1 proxy-v2 memory)
 
 ROUNDS=3
@@ -453,7 +453,7 @@ start_subject() {
             start_bg "$s" "$s.http" socat \
                 "TCP4-LISTEN:$hp,bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
                 "TCP4:127.0.0.1:$BACKEND_HTTP_PORT" ;;
-        portunus-buffers | portunus-splice)
+        portunus-buffers | portunus-splice | portunus-auto)
             write_portunus_conf "$dir/portunus.toml" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${PP_PORT[$s/proxy-v2]}"
             start_bg "$s" "$s" "$BINARY" --config "$dir/portunus.toml" \
                 --workers "$FORWARDER_WORKERS" --relay "${s#portunus-}" ;;
@@ -657,7 +657,7 @@ EOF
         socat)
             start_bg "" "$name" socat "TCP4-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
                 "TCP4:127.0.0.1:$BACKEND_HOLD_PORT" ;;
-        portunus-buffers | portunus-splice)
+        portunus-buffers | portunus-splice | portunus-auto)
             cat >"$dir/portunus.toml" <<EOF
 [global]
 log_level = "warn"
