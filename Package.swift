@@ -12,6 +12,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "portunus-uring", targets: ["portunus-uring"]),
+        // Library products only so that the separate package in Benchmarks/Micro can
+        // depend on the modules by path; nothing else is meant to link them.
+        .library(name: "PortunusProxyProtocol", targets: ["PortunusProxyProtocol"]),
+        .library(name: "PortunusConfig", targets: ["PortunusConfig"]),
+        .library(name: "PortunusEngine", targets: ["PortunusEngine"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
