@@ -69,7 +69,7 @@ public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
         address.withOctets { raw in
             _ = inet_ntop(address.family == .ipv4 ? AF_INET : AF_INET6, raw.baseAddress, &out, socklen_t(out.count))
         }
-        return String(cString: out)
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Writes the C form into `storage`; returns its length.
