@@ -59,13 +59,18 @@ public final class Engine: @unchecked Sendable {
                     let fd = try Sockets.listener(family, port: listener.port, reusePort: false, backlog: 1)
                     Sockets.close(fd)
                 } catch {
-                    if family == .ipv6 && (error.errno == EAFNOSUPPORT || error.errno == EADDRNOTAVAIL) { continue }
+                    if ipv6Unavailable(family, error) { continue }
                     problems.append(bindError(plan, listener, error))
                     break
                 }
             }
         }
         return problems
+    }
+
+    /// A host without IPv6 (disabled, or no ::) still serves IPv4: skip that socket.
+    private static func ipv6Unavailable(_ family: SocketAddress.Family, _ error: SystemError) -> Bool {
+        family == .ipv6 && (error.errno == EAFNOSUPPORT || error.errno == EADDRNOTAVAIL)
     }
 
     private static func bindError(_ plan: ForwardingPlan, _ listener: ForwardingPlan.Listener, _ error: SystemError) -> EngineError {
@@ -86,7 +91,7 @@ public final class Engine: @unchecked Sendable {
                     fds.append(try Sockets.listener(family, port: listener.port, reusePort: true, backlog: settings.backlog))
                     planIndex.append(i)
                 } catch {
-                    if family == .ipv6 && (error.errno == EAFNOSUPPORT || error.errno == EADDRNOTAVAIL) { continue }
+                    if Self.ipv6Unavailable(family, error) { continue }
                     for fd in fds { Sockets.close(fd) }
                     throw Self.bindError(plan, listener, error)
                 }

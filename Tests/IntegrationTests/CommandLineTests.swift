@@ -88,21 +88,12 @@ import TestSupport
         ("invalid_no_rules.toml", "error[config.no_rules]"),
         ("invalid_proxy_on_udp.toml", "error[validation.proxy_protocol_on_unsupported_rule]: rule \"dns\""),
         ("invalid_proxy_value.toml", "error[validation.proxy_protocol_invalid]: rule \"web\", targets[0].proxy_protocol"),
-    ])
-    func checkRejectsInvalidFixtures(file: String, expected: String) throws {
-        let result = try runBinary(["--check", "--config", Repository.fixtures.appendingPathComponent(file).path])
-        #expect(result.exitCode == 2)
-        #expect(result.stdout.isEmpty)
-        #expect(result.stderr.contains(expected))
-    }
-
-    /// Valid files that ask for what this version cannot forward yet: --check says so
-    /// (exit 2) rather than passing a file start-up would refuse.
-    @Test(arguments: [
+        // Valid files asking for what this version cannot forward yet: --check says so
+        // rather than passing a file that start-up would refuse.
         ("valid_proxy_mixed.toml", "error[not_yet_supported]: rule \"web\", targets[2].host: DNS target \"legacy.internal\""),
         ("valid_udp.toml", "error[not_yet_supported]: rule \"udp-echo\", protocol: UDP forwarding"),
     ])
-    func checkRefusesWhatIsNotSupportedYet(file: String, expected: String) throws {
+    func checkRejectsFixtures(file: String, expected: String) throws {
         let result = try runBinary(["--check", "--config", Repository.fixtures.appendingPathComponent(file).path])
         #expect(result.exitCode == 2)
         #expect(result.stdout.isEmpty)
