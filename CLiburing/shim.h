@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -64,6 +65,8 @@ static inline int pu_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 static inline int pu_set_pipe_size(int fd, int size) { return fcntl(fd, 1024 + 7, size); }
 /// fcntl(F_GETPIPE_SZ) (F_LINUX_SPECIFIC_BASE + 8).
 static inline int pu_get_pipe_size(int fd) { return fcntl(fd, 1024 + 8); }
+// ioctl(FIONREAD) is variadic in C: Swift cannot call it directly. Bytes queued in a pipe.
+static inline int pu_queued_bytes(int fd, int *queued) { return ioctl(fd, FIONREAD, queued); }
 
 /// The io_uring_for_each_cqe macro is not importable; the ring module uses
 /// io_uring_peek_batch_cqe + io_uring_cq_advance instead. These read the

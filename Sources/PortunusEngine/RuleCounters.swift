@@ -10,12 +10,16 @@ public struct RuleCounters: Sendable, Equatable {
     public var rejected: UInt64 = 0          // accepted but dropped: no free connection slot
     public var preludeFailures: UInt64 = 0   // PROXY header not delivered in time (also a connect failure)
     public var splicedHalves: UInt64 = 0     // auto relay: halves moved to splice as bulk streams
+    /// Pipes closed instead of pooled because they were not provably empty (a connection
+    /// ended with bytes in flight through its pipe). Their bytes die with them.
+    public var pipesDiscarded: UInt64 = 0
     public init() {}
 }
 
 /// What each counter slot holds.
 enum CounterField: Int, CaseIterable {
     case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures, splicedHalves
+    case pipesDiscarded
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
@@ -64,5 +68,6 @@ final class WorkerCounters: @unchecked Sendable {
         totals.rejected &+= load(.rejected, rule: rule)
         totals.preludeFailures &+= load(.preludeFailures, rule: rule)
         totals.splicedHalves &+= load(.splicedHalves, rule: rule)
+        totals.pipesDiscarded &+= load(.pipesDiscarded, rule: rule)
     }
 }

@@ -31,13 +31,16 @@ extension Worker {
         if slab[slot].state == .closing && slab[slot].inFlight == 0 { release(slot) }
     }
 
-    /// Closes the sockets, keeps empty pipes for the next connection, frees the slot.
+    /// Closes the sockets, keeps provably empty pipes for the next connection, frees the
+    /// slot. Runs only when no operation of the slot is in flight, so the kernel holds no
+    /// reference to its sockets, pipes, buffers or prelude bytes any more.
     private func release(_ slot: Int32) {
+        precondition(slab[slot].inFlight == 0, "released a slot with operations in flight")
+        givePipeBack(slot, .up)
+        givePipeBack(slot, .down)
         let connection = slab[slot]
         closeSocket(connection.client, reset: connection.reset)
         closeSocket(connection.upstream, reset: connection.reset)
-        releasePipe(connection.up)
-        releasePipe(connection.down)
         counters.add(.connectionsActive, rule: Int(connection.rule), 0 &- 1)
         slab.release(slot)
     }
@@ -45,17 +48,5 @@ extension Worker {
     private func closeSocket(_ fd: Int32, reset: Bool) {
         guard fd >= 0 else { return }
         if reset { Sockets.closeWithReset(fd) } else { Sockets.close(fd) }
-    }
-
-    private func releasePipe(_ half: RelayHalf) {
-        guard half.pipeRead >= 0 else { return }
-        pipesInUse -= 1
-        if half.inPipe == 0 && pipePool.count < pipePoolLimit {
-            pipePool.append((half.pipeRead, half.pipeWrite))
-        } else {
-            // Bytes left in the pipe belong to this connection: never hand them on.
-            Sockets.close(half.pipeRead)
-            Sockets.close(half.pipeWrite)
-        }
     }
 }

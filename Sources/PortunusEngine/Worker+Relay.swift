@@ -57,6 +57,11 @@ extension Worker {
 
     // MARK: buffers path
 
+    /// Ownership of provided buffers: a completion that carries a buffer ID hands that
+    /// buffer to this half (the kernel reports one whenever it consumed a buffer, which
+    /// can include EOF and errors). It is held, as `RelayHalf.buffer`, only while a send
+    /// of its bytes is in flight, and goes back to the ring on every other path, and in
+    /// `onSend` once the send has completed: never while the kernel may still read it.
     func onRecv(_ slot: Int32, _ direction: Direction, _ c: Completion) {
         guard slab[slot].state == .relaying else {
             if let bid = c.bufferID { recycle(bid) }
@@ -70,7 +75,10 @@ extension Worker {
             slab[slot][direction].length = c.result
             slab[slot][direction].phase = .writing
             sendPending(slot, direction)
-        } else if c.result == 0 {
+            return
+        }
+        if let bid = c.bufferID { recycle(bid) }
+        if c.result == 0 {
             finishHalf(slot, direction)
         } else if c.result == -ENOBUFS {
             slab[slot][direction].phase = .parked
@@ -138,34 +146,10 @@ extension Worker {
 
     // MARK: splice path
 
-    /// Takes a pipe from the pool (or makes one) within the worker's pipe budget.
-    private func acquirePipe(_ slot: Int32, _ direction: Direction) -> Bool {
-        guard pipesInUse < setup.settings.pipeLimit else { return false }
-        let pipe: (read: Int32, write: Int32)
-        if let pooled = pipePool.popLast() {
-            pipe = pooled
-        } else {
-            do { pipe = try Pipes.make(size: setup.settings.pipeSize) } catch {
-                logger.warning("cannot create a pipe for splice", metadata: ["error": "\(error)"])
-                return false
-            }
-        }
-        slab[slot][direction].pipeRead = pipe.read
-        slab[slot][direction].pipeWrite = pipe.write
-        pipesInUse += 1
-        return true
-    }
-
-    /// Gives an empty pipe back to the pool.
-    private func returnPipe(_ slot: Int32, _ direction: Direction) {
-        precondition(slab[slot][direction].inPipe == 0)
-        pipePool.append((slab[slot][direction].pipeRead, slab[slot][direction].pipeWrite))
-        slab[slot][direction].pipeRead = -1
-        slab[slot][direction].pipeWrite = -1
-        pipesInUse -= 1
-    }
-
     private func spliceIn(_ slot: Int32, _ direction: Direction) {
+        // Only an empty pipe is filled from the socket: the out-splice asks for exactly
+        // what the account says is in the pipe.
+        assert(slab[slot][direction].inPipe == 0, "splice into a pipe that still holds bytes")
         ring.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize,
                            userData: userData(slot, .spliceIn, direction))
         slab[slot].inFlight += 1
@@ -185,9 +169,13 @@ extension Worker {
     }
 
     func onSpliceIn(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        // Accounted before anything else, in every state: a splice the close could not
+        // cancel (it names the pipe, not the socket) may complete with bytes after the
+        // connection began closing, and those bytes are in the pipe (ownership rule at
+        // `acquirePipe`).
+        if result > 0 { slab[slot][direction].inPipe += result }
         guard slab[slot].state == .relaying else { finishIfIdle(slot); return }
         if result > 0 {
-            slab[slot][direction].inPipe = result
             slab[slot][direction].lastSpliceIn = result
             slab[slot][direction].phase = .writing
             spliceOut(slot, direction)
@@ -207,10 +195,15 @@ extension Worker {
     }
 
     func onSpliceOut(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        // Accounted in every state too: a cancelled out-splice may still have moved part
+        // of the pipe's bytes to the destination before it stopped.
+        if result > 0 {
+            countDelivered(slot, direction, result)
+            slab[slot][direction].inPipe -= result
+            assert(slab[slot][direction].inPipe >= 0, "spliced out more than the pipe held")
+        }
         guard slab[slot].state == .relaying else { finishIfIdle(slot); return }
         guard result > 0 else { close(slot, reset: true); return }
-        countDelivered(slot, direction, result)
-        slab[slot][direction].inPipe -= result
         if slab[slot][direction].inPipe > 0 {
             spliceOut(slot, direction)
             return
@@ -219,7 +212,7 @@ extension Worker {
         // is no longer streaming, so it gives its pipe back rather than hold it idle
         // (and in auto mode returns to the buffers path).
         if slab[slot][direction].lastSpliceIn < Int32(setup.settings.bufferSize) {
-            returnPipe(slot, direction)
+            givePipeBack(slot, direction)
             if setup.settings.relay == .auto {
                 slab[slot][direction].spliced = false
                 slab[slot][direction].fullBufferStreak = 0

@@ -107,6 +107,13 @@ public enum Pipes {
         _ = pu_set_pipe_size(fds.1, Int32(size))
         return (fds.0, fds.1)
     }
+
+    /// Bytes queued in the pipe (ioctl FIONREAD on either end), or nil if the call
+    /// failed. One syscall: cheap enough to run each time a pipe goes back to a pool.
+    public static func queuedBytes(_ fd: Int32) -> Int? {
+        var queued: Int32 = 0
+        return pu_queued_bytes(fd, &queued) == 0 ? Int(queued) : nil
+    }
 }
 
 /// eventfd(2): how another thread wakes a ring that is waiting for completions.

@@ -16,6 +16,10 @@ public final class TestBackend: @unchecked Sendable {
         /// Listen with a backlog of 0 and never accept (connections pile up in the SYN
         /// queue once the tiny accept queue is full).
         case neverAccept
+        /// Send `bytes` of `fill` while reading and discarding what the client sends, then
+        /// close. Connection `k` (counting from 0) is reset by the backend (SO_LINGER 0)
+        /// after `resetAfterSent(k)` bytes sent, when that is not nil.
+        case flood(bytes: Int, fill: UInt8, resetAfterSent: @Sendable (Int) -> Int?)
     }
 
     public let port: UInt16
@@ -70,13 +74,13 @@ public final class TestBackend: @unchecked Sendable {
             guard poll(&pfd, 1, 100) > 0 else { continue }
             let client = accept(listenFD, nil, nil)
             guard client >= 0 else { continue }
-            lock.withLock { _accepted += 1 }
+            let index = lock.withLock { defer { _accepted += 1 }; return _accepted }
             let behaviour = self.behaviour
-            Thread { [weak self] in self?.serve(client, behaviour) }.start()
+            Thread { [weak self] in self?.serve(client, index, behaviour) }.start()
         }
     }
 
-    private func serve(_ fd: Int32, _ behaviour: Behaviour) {
+    private func serve(_ fd: Int32, _ index: Int, _ behaviour: Behaviour) {
         var tv = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let socket = TestSocket(fd: fd)
@@ -97,6 +101,10 @@ public final class TestBackend: @unchecked Sendable {
             lock.withLock { _received.append(bytes) }
         case .neverAccept:
             break
+        case let .flood(bytes, fill, resetAfterSent):
+            let resetAt = resetAfterSent(index)
+            let outcome = StreamingPeer.pump(fd, sendBytes: bytes, fill: fill, stopAfterSent: resetAt, shutdownWhenSent: true)
+            if outcome.reachedStop { socket.resetClose(); return }
         }
         socket.close()
     }
