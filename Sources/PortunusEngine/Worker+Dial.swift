@@ -19,6 +19,9 @@ extension Worker {
             dialFailed(slot, error)
             return
         }
+        // Ownership: the slot's until its connect fails (closed in `onConnect`, when the
+        // connect has completed and only its link timeout, which names no fd, may still
+        // be pending) or the slot is released.
         slab[slot].upstream = fd
         // Connect and its time box go in one submission, or the link would be lost.
         ring.reserve(2)

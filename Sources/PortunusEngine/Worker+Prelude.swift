@@ -19,6 +19,10 @@ extension Worker {
             return
         }
         let version = setup.plan.endpointPrelude[Int(slab[slot].endpoint)]!
+        // Ownership: the bytes at slot × stride belong to this slot alone, and are written
+        // only here, when no prelude send of the slot is in flight (the first attempt,
+        // or a retry from the previous send's completion); the kernel reads them until
+        // that send completes, and the slot cannot be reused before then.
         let encoded = preludes.withMutableBytes(offset: Int(slot) * Self.preludeStride, length: Self.preludeStride) { buffer in
             ProxyHeader.encode(version, source: Self.proxyAddress(peer), destination: Self.proxyAddress(local), into: buffer)
         }

@@ -92,8 +92,11 @@ final class Worker {
         ring.reapCompletions { handle($0) }
     }
 
-    /// Releases the listeners and pooled pipes.
+    /// Releases the listeners and pooled pipes. Every connection has ended, so every
+    /// buffer and pipe a connection held has come back.
     func finish() {
+        assert(buffers.heldCount == 0, "\(buffers.heldCount) provided buffers never given back")
+        assert(pipesInUse == 0, "\(pipesInUse) pipes still held by connections")
         for i in listenerFDs.indices { closeListener(i) }
         for pipe in pipePool { Sockets.close(pipe.read); Sockets.close(pipe.write) }
         pipePool.removeAll()
@@ -104,6 +107,10 @@ final class Worker {
         guard let (kind, direction) = OperationKind.decode(completion.userData.kind) else {
             preconditionFailure("unknown operation kind \(completion.userData.kind)")
         }
+        // A completion that names a provided buffer hands it to us, whatever the
+        // operation's outcome; the handler below either sends from it or gives it back
+        // (ownership rule at `onRecv`).
+        if let bid = completion.bufferID { buffers.take(bid) }
         switch kind {
         case .accept: onAccept(completion)
         case .acceptRetry:
@@ -172,6 +179,12 @@ final class Worker {
         }
         let fd = c.result
         if stopping { Sockets.close(fd); return }
+        // Ownership: the slot (and with it the prelude bytes at slot × stride, its two
+        // sockets and any pipe its halves take) belongs to this connection until
+        // `release`, which runs only when no operation of the slot is in flight; the
+        // generation bumped there makes any later completion for it a stale one.
+        // The accepted fd is ours from here and is closed only in `release`: an SQE that
+        // names it can never meet a number the kernel has given to another socket.
         guard let slot = slab.acquire() else {
             counters.add(.rejected, rule: rule, 1)
             Sockets.closeWithReset(fd)

@@ -15,6 +15,13 @@ public final class ProvidedBufferRing {
     private let memory: UnsafeMutableRawPointer
     private let memoryBytes: Int
     private let mask: Int32
+    /// Which buffers the kernel has handed out and not been given back: one byte per
+    /// buffer, written on every hand-over and every recycle. A buffer given back twice
+    /// would be in the kernel's ring twice, and two recvs (of two connections) could
+    /// then fill it while a send still reads it: that traps instead.
+    private let held: UnsafeMutablePointer<Bool>
+    /// Buffers handed out by the kernel and not yet recycled.
+    public private(set) var heldCount = 0
 
     /// Buffer group id that recvs name.
     public let groupID: UInt16
@@ -42,6 +49,8 @@ public final class ProvidedBufferRing {
             throw error
         }
         memory = m
+        held = .allocate(capacity: count)
+        held.initialize(repeating: false, count: count)
         bufRing = e.assumingMemoryBound(to: io_uring_buf_ring.self)
         io_uring_buf_ring_init(bufRing)
 
@@ -51,6 +60,7 @@ public final class ProvidedBufferRing {
         reg.bgid = groupID
         let rc = io_uring_register_buf_ring(ring.ring, &reg, 0)
         if rc < 0 {
+            held.deallocate()
             munmap(e, entriesBytes)
             munmap(m, memoryBytes)
             throw SystemError("io_uring_register_buf_ring", result: rc)
@@ -62,14 +72,28 @@ public final class ProvidedBufferRing {
     }
 
     deinit {
+        held.deallocate()
         _ = io_uring_unregister_buf_ring(ring.ring, Int32(groupID))
         munmap(entries, entriesBytes)
         munmap(memory, memoryBytes)
     }
 
-    /// Gives buffer `bufferID` back to the kernel once its bytes have been sent.
+    /// Records that a completion handed `bufferID` to the caller (IORING_CQE_F_BUFFER):
+    /// from now until ``recycle(_:)`` the kernel will not put data in it.
+    @inline(__always)
+    public func take(_ bufferID: UInt16) {
+        precondition(Int(bufferID) < count && !held[Int(bufferID)], "the kernel handed out buffer \(bufferID), which was never given back")
+        held[Int(bufferID)] = true
+        heldCount += 1
+    }
+
+    /// Gives buffer `bufferID` back to the kernel once its bytes have been sent. Only a
+    /// buffer taken and not yet given back may be: anything else traps.
     @inline(__always)
     public func recycle(_ bufferID: UInt16) {
+        precondition(Int(bufferID) < count && held[Int(bufferID)], "buffer \(bufferID) given back while not held")
+        held[Int(bufferID)] = false
+        heldCount -= 1
         io_uring_buf_ring_add(bufRing, address(of: bufferID), UInt32(bufferSize), bufferID, mask, 0)
         io_uring_buf_ring_advance(bufRing, 1)
     }

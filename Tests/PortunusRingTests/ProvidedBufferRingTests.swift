@@ -16,6 +16,8 @@ import Testing
         let first = RingSubmissionTests.collect(ring, 1)[0]
         #expect(first.result == Int32(message.count))
         let bid = try #require(first.bufferID)
+        buffers.take(bid)
+        #expect(buffers.heldCount == 1)
         #expect(buffers.bytes(of: bid, count: message.count) == message)
 
         // The only buffer is still held: the next recv finds the group empty.
@@ -24,6 +26,7 @@ import Testing
         #expect(RingSubmissionTests.collect(ring, 1)[0].result == -ENOBUFS)
 
         buffers.recycle(bid)
+        #expect(buffers.heldCount == 0)
         ring.prepareRecv(fd: fds[0], from: buffers, userData: UserData(slot: 3, generation: 0, kind: 1))
         let third = RingSubmissionTests.collect(ring, 1)[0]
         #expect(third.result == Int32(message.count))
