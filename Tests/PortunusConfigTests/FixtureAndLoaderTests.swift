@@ -1,10 +1,10 @@
-// The shared fixture files, file loading, TOML syntax errors and the text
+// The fixture files, file loading, TOML syntax errors and the text
 // of diagnostics as the operator sees it.
 import Foundation
 import PortunusConfig
 import Testing
 
-@Suite("Shared fixtures")
+@Suite("Fixtures")
 struct FixtureTests {
     @Test func fixtureDirectoryIsFound() throws {
         #expect(try Fixtures.all().count >= 6, "fixtures at \(Fixtures.directory.path)")

@@ -3,8 +3,8 @@ import Foundation
 import PortunusConfig
 import Testing
 
-/// The shared fixtures live outside the repository, at `../shared/fixtures`
-/// relative to its root. The root is found by walking up from this file to
+/// The sample config files live in the repository, at `Tests/Fixtures`, so the
+/// tests pass in a bare clone. The root is found by walking up from this file to
 /// the first directory holding a Package.swift, after resolving symlinks so
 /// a scratch package that links this folder in still finds the real repo.
 enum Fixtures {
@@ -12,11 +12,11 @@ enum Fixtures {
         var directory = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
         while directory.path != "/" {
             if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) {
-                return directory.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
+                return directory.appendingPathComponent("Tests/Fixtures")
             }
             directory = directory.deletingLastPathComponent()
         }
-        return URL(fileURLWithPath: "/nonexistent-repo-root/shared/fixtures")
+        return URL(fileURLWithPath: "/nonexistent-repo-root/Tests/Fixtures")
     }()
 
     static func path(_ name: String) -> String {

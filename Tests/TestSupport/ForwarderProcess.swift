@@ -21,9 +21,9 @@ public enum Repository {
         return root.appendingPathComponent(".build/debug/portunus-uring").path
     }
 
-    /// `../shared/fixtures` beside the repository.
+    /// The sample config files the tests carry (`Tests/Fixtures`).
     public static var fixtures: URL {
-        root.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
+        root.appendingPathComponent("Tests/Fixtures")
     }
 }
 
