@@ -4,15 +4,25 @@ struct RelayHalf {
         case idle       // nothing in flight
         case reading    // recv (or poll + splice in) in flight
         case writing    // send (or splice out) in flight
+        case awaitingWritable // the destination was full: a POLLOUT poll is in flight
         case parked     // buffer ring ran dry: waits for a returned buffer
         case finished   // EOF seen and passed on with shutdown(SHUT_WR)
     }
 
     var phase: Phase = .idle
-    /// Buffers path: the provided buffer being sent, and the bytes of it still to send.
+    /// Buffers path: the bytes being sent, and how far the send got. They sit in
+    /// provided buffer `buffer`, or, once the half stalled on a full destination while
+    /// buffers were scarce, in the slot's own spill space (`spilled`), so that a peer
+    /// that does not read cannot keep a buffer the whole worker shares.
     var buffer: UInt16 = 0
     var offset: Int32 = 0
     var length: Int32 = 0
+    var spilled = false
+    /// The last recv filled a whole buffer: more is probably queued (bulk).
+    var filledBuffer = false
+    /// Waiting for POLLOUT while keeping its provided buffer (counted by the worker,
+    /// which keeps such buffers under half of the ring).
+    var holdsBufferWhileWaiting = false
     /// Splice path: this half's pipe (taken from the worker's pool on first use) and
     /// the bytes sitting in it.
     var pipeRead: Int32 = -1

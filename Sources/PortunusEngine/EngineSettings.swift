@@ -43,6 +43,9 @@ public struct EngineSettings: Sendable {
     public var pipeLimit: Int
     /// Listen backlog per listener socket.
     public var backlog: Int32
+    /// io-wq kernel threads per ring, for each of its two pools (bounded, unbounded):
+    /// IORING_REGISTER_IOWQ_MAX_WORKERS. Only splices use them.
+    public var ioWorkersPerRing: Int
 
     public init(
         workers: Int = ProcessSetup.onlineCPUs,
@@ -56,7 +59,8 @@ public struct EngineSettings: Sendable {
         pipeSize: Int = 1 << 20,
         spliceAfterFullBuffers: Int = 16,
         pipeLimit: Int = 512,
-        backlog: Int32 = 4096
+        backlog: Int32 = 4096,
+        ioWorkersPerRing: Int = 4
     ) {
         self.workers = max(1, workers)
         self.relay = relay
@@ -69,6 +73,7 @@ public struct EngineSettings: Sendable {
         self.spliceAfterFullBuffers = spliceAfterFullBuffers
         self.pipeLimit = pipeLimit
         self.backlog = backlog
+        self.ioWorkersPerRing = max(1, ioWorkersPerRing)
         if let connectionsPerWorker {
             self.connectionsPerWorker = connectionsPerWorker
         } else {

@@ -17,6 +17,7 @@ enum OperationKind: UInt8 {
     case spliceIn = 22       // socket -> pipe
     case spliceOut = 24      // pipe -> socket
     case readable = 26       // stand-alone poll of a splice half that holds no pipe
+    case writable = 28       // POLLOUT poll on a destination that was full
 
     @inline(__always)
     static func decode(_ raw: UInt8) -> (OperationKind, Direction)? {

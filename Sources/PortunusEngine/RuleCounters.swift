@@ -13,13 +13,16 @@ public struct RuleCounters: Sendable, Equatable {
     /// Pipes closed instead of pooled because they were not provably empty (a connection
     /// ended with bytes in flight through its pipe). Their bytes die with them.
     public var pipesDiscarded: UInt64 = 0
+    /// Sends that stalled on a full destination while buffers were scarce, so their
+    /// unsent bytes moved from the shared buffer ring to the connection's own space.
+    public var spilledSends: UInt64 = 0
     public init() {}
 }
 
 /// What each counter slot holds.
 enum CounterField: Int, CaseIterable {
     case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures, splicedHalves
-    case pipesDiscarded
+    case pipesDiscarded, spilledSends
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
@@ -69,5 +72,6 @@ final class WorkerCounters: @unchecked Sendable {
         totals.preludeFailures &+= load(.preludeFailures, rule: rule)
         totals.splicedHalves &+= load(.splicedHalves, rule: rule)
         totals.pipesDiscarded &+= load(.pipesDiscarded, rule: rule)
+        totals.spilledSends &+= load(.spilledSends, rule: rule)
     }
 }

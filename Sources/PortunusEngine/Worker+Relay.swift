@@ -59,9 +59,10 @@ extension Worker {
 
     /// Ownership of provided buffers: a completion that carries a buffer ID hands that
     /// buffer to this half (the kernel reports one whenever it consumed a buffer, which
-    /// can include EOF and errors). It is held, as `RelayHalf.buffer`, only while a send
-    /// of its bytes is in flight, and goes back to the ring on every other path, and in
-    /// `onSend` once the send has completed: never while the kernel may still read it.
+    /// can include EOF and errors). It is held, as `RelayHalf.buffer`, only while its
+    /// bytes are being sent (a send or a POLLOUT wait in flight), and goes back to the
+    /// ring on every other path (`releaseSendSource`): never while the kernel may still
+    /// read it.
     func onRecv(_ slot: Int32, _ direction: Direction, _ c: Completion) {
         guard slab[slot].state == .relaying else {
             if let bid = c.bufferID { recycle(bid) }
@@ -73,6 +74,8 @@ extension Worker {
             slab[slot][direction].buffer = bid
             slab[slot][direction].offset = 0
             slab[slot][direction].length = c.result
+            slab[slot][direction].spilled = false
+            slab[slot][direction].filledBuffer = Int(c.result) == setup.settings.bufferSize
             slab[slot][direction].phase = .writing
             sendPending(slot, direction)
             return
@@ -88,31 +91,122 @@ extension Worker {
         }
     }
 
+    /// Where a slot's half keeps a stalled send's tail: `bufferSize` bytes of its own.
+    @inline(__always)
+    private func spillOffset(_ slot: Int32, _ direction: Direction) -> Int {
+        (Int(slot) * 2 + Int(direction.rawValue)) * setup.settings.bufferSize
+    }
+
+    /// Sends what the half holds without waiting (MSG_DONTWAIT): a destination that
+    /// cannot take it all now answers with a short count or -EAGAIN at once, and the
+    /// half then waits for POLLOUT (`awaitWritable`), rather than a send sitting in the
+    /// kernel, holding a buffer, for as long as the peer does not read.
     private func sendPending(_ slot: Int32, _ direction: Direction) {
         let half = slab[slot][direction]
-        ring.prepareSend(fd: destination(slot, direction), from: buffers, bufferID: half.buffer, offset: Int(half.offset),
-                         length: Int(half.length - half.offset), userData: userData(slot, .send, direction))
+        let length = Int(half.length - half.offset)
+        if half.spilled {
+            ring.prepareSend(fd: destination(slot, direction), from: spill, offset: spillOffset(slot, direction) + Int(half.offset),
+                             length: length, userData: userData(slot, .send, direction), dontWait: true)
+        } else {
+            ring.prepareSend(fd: destination(slot, direction), from: buffers, bufferID: half.buffer, offset: Int(half.offset),
+                             length: length, userData: userData(slot, .send, direction), dontWait: true)
+        }
         slab[slot].inFlight += 1
     }
 
     func onSend(_ slot: Int32, _ direction: Direction, _ result: Int32) {
-        guard slab[slot].state == .relaying, result > 0 else {
-            recycle(slab[slot][direction].buffer)
-            if slab[slot].state == .relaying { close(slot, reset: true) } else { finishIfIdle(slot) }
+        guard slab[slot].state == .relaying else {
+            releaseSendSource(slot, direction)
+            finishIfIdle(slot)
+            return
+        }
+        if result == -EAGAIN {
+            awaitWritable(slot, direction)
+            return
+        }
+        guard result > 0 else {
+            releaseSendSource(slot, direction)
+            close(slot, reset: true)
             return
         }
         countDelivered(slot, direction, result)
         slab[slot][direction].offset += result
         if slab[slot][direction].offset < slab[slot][direction].length {
-            sendPending(slot, direction)
+            awaitWritable(slot, direction)
             return
         }
-        recycle(slab[slot][direction].buffer)
+        releaseSendSource(slot, direction)
         // A recv that filled its whole buffer suggests more is queued (bulk): try at
         // once. A smaller one drained the socket: wait for readiness first.
-        let full = Int(slab[slot][direction].length) == setup.settings.bufferSize
+        let full = slab[slot][direction].filledBuffer
         if full && setup.settings.relay == .auto { noteFullBuffer(slot, direction) } else { slab[slot][direction].fullBufferStreak = 0 }
         startRead(slot, direction, pollFirst: !full)
+    }
+
+    /// The destination took only part of the bytes (or none): wait for POLLOUT, in the
+    /// poll table, holding no thread. A splicing half keeps its pipe (bounded by the
+    /// pipe budget). A half on buffers keeps its buffer while fewer than half of the
+    /// worker's buffers are held this way (no copy when a bulk stream briefly outruns
+    /// its reader); past that, it copies the unsent tail (at most one buffer) into its
+    /// own spill space and gives the buffer back, so peers that do not read can never
+    /// hold the buffers every other connection needs.
+    private func awaitWritable(_ slot: Int32, _ direction: Direction) {
+        if slab[slot][direction].inPipe == 0 && !slab[slot][direction].spilled {
+            if buffersHeldWaiting >= buffers.count / 2 {
+                spillTail(slot, direction)
+            } else {
+                slab[slot][direction].holdsBufferWhileWaiting = true
+                buffersHeldWaiting += 1
+            }
+        }
+        slab[slot][direction].phase = .awaitingWritable
+        ring.preparePoll(fd: destination(slot, direction), events: .writable, userData: userData(slot, .writable, direction))
+        slab[slot].inFlight += 1
+    }
+
+    /// Moves the unsent bytes of the half's buffer into its spill space and gives the
+    /// buffer back to the ring.
+    private func spillTail(_ slot: Int32, _ direction: Direction) {
+        let half = slab[slot][direction]
+        let tail = Int(half.length - half.offset)
+        spill.copy(from: buffers, bufferID: half.buffer, sourceOffset: Int(half.offset), length: tail, to: spillOffset(slot, direction))
+        slab[slot][direction].spilled = true
+        slab[slot][direction].offset = 0
+        slab[slot][direction].length = Int32(tail)
+        counters.add(.spilledSends, rule: Int(slab[slot].rule), 1)
+        recycle(half.buffer)
+    }
+
+    /// The destination can take bytes again (or failed: the next send reports how).
+    func onWritable(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        if slab[slot][direction].holdsBufferWhileWaiting {
+            slab[slot][direction].holdsBufferWhileWaiting = false
+            buffersHeldWaiting -= 1
+        }
+        let splicing = slab[slot][direction].inPipe > 0
+        guard slab[slot].state == .relaying else {
+            if !splicing { releaseSendSource(slot, direction) }
+            finishIfIdle(slot)
+            return
+        }
+        guard result >= 0 else {
+            if !splicing { releaseSendSource(slot, direction) }
+            close(slot, reset: true)
+            return
+        }
+        slab[slot][direction].phase = .writing
+        if splicing { spliceOut(slot, direction) } else { sendPending(slot, direction) }
+    }
+
+    /// The bytes of the half's last recv are sent, or will never be: its buffer goes
+    /// back to the ring, or its spill space is emptied (and its pages handed back).
+    private func releaseSendSource(_ slot: Int32, _ direction: Direction) {
+        if slab[slot][direction].spilled {
+            slab[slot][direction].spilled = false
+            spill.discard(offset: spillOffset(slot, direction), length: setup.settings.bufferSize)
+        } else {
+            recycle(slab[slot][direction].buffer)
+        }
     }
 
     /// Auto mode: a half that keeps filling whole buffers is a bulk stream; move it to
@@ -188,7 +282,7 @@ extension Worker {
         }
     }
 
-    private func spliceOut(_ slot: Int32, _ direction: Direction) {
+    func spliceOut(_ slot: Int32, _ direction: Direction) {
         ring.prepareSplice(from: slab[slot][direction].pipeRead, to: destination(slot, direction),
                            length: Int(slab[slot][direction].inPipe), userData: userData(slot, .spliceOut, direction))
         slab[slot].inFlight += 1
@@ -203,9 +297,11 @@ extension Worker {
             assert(slab[slot][direction].inPipe >= 0, "spliced out more than the pipe held")
         }
         guard slab[slot].state == .relaying else { finishIfIdle(slot); return }
-        guard result > 0 else { close(slot, reset: true); return }
+        guard result > 0 || result == -EAGAIN else { close(slot, reset: true); return }
         if slab[slot][direction].inPipe > 0 {
-            spliceOut(slot, direction)
+            // The destination is full (the splice is non-blocking): wait for POLLOUT in
+            // the poll table, keeping the pipe and no thread.
+            awaitWritable(slot, direction)
             return
         }
         // A splice that moved less than a buffer's worth drained the socket: the half

@@ -34,6 +34,11 @@ final class Worker {
     /// One PROXY header per slot, at `slot * preludeStride`: stable until the send completes.
     let preludes: PinnedBytes
     static let preludeStride = 256
+    /// Per slot and direction, `bufferSize` bytes for the unsent tail of a send that
+    /// stalled while buffers were scarce (reserved; memory only where written).
+    let spill: PinnedBytes
+    /// Provided buffers kept by halves waiting for POLLOUT; held under half the ring.
+    var buffersHeldWaiting = 0
     let acceptRetryDelay = PinnedTimeout(milliseconds: 100)
     let slab: ConnectionSlab
     var parked: ParkedQueue
@@ -54,6 +59,14 @@ final class Worker {
         counters = setup.counters
         logger = setup.logger
         ring = try Ring(RingOptions(entries: setup.settings.ringEntries))
+        // Splices run in io-wq threads. They never wait there (non-blocking sockets and
+        // pipes), but without a cap the kernel may still start one thread per splice in
+        // flight; with it, splices beyond the cap queue for a few microseconds instead.
+        do {
+            try ring.limitWorkerThreads(bounded: UInt32(setup.settings.ioWorkersPerRing), unbounded: UInt32(setup.settings.ioWorkersPerRing))
+        } catch {
+            setup.logger.warning("cannot cap io_uring worker threads; splices may use more threads", metadata: ["error": "\(error)"])
+        }
         buffers = try ProvidedBufferRing(ring: ring, groupID: 1, count: setup.settings.bufferCount, bufferSize: setup.settings.bufferSize)
         endpoints = SocketAddressTable(capacity: setup.plan.endpoints.count)
         for address in setup.plan.endpoints { endpoints.append(address) }
@@ -61,8 +74,9 @@ final class Worker {
         connectTimeout = PinnedTimeout(milliseconds: setup.settings.connectTimeoutMs)
         drainTimeout = PinnedTimeout(milliseconds: drainMs)
         preludeTimeout = PinnedTimeout(milliseconds: setup.settings.preludeTimeoutMs)
-        preludes = PinnedBytes(capacity: setup.plan.endpointPrelude.contains { $0 != nil }
+        preludes = try PinnedBytes(capacity: setup.plan.endpointPrelude.contains { $0 != nil }
             ? setup.settings.connectionsPerWorker * Self.preludeStride : 1)
+        spill = try PinnedBytes(capacity: setup.settings.connectionsPerWorker * 2 * setup.settings.bufferSize)
         slab = ConnectionSlab(capacity: setup.settings.connectionsPerWorker)
         parked = ParkedQueue(capacity: 4 * setup.settings.connectionsPerWorker)
         pipePool.reserveCapacity(pipePoolLimit)
@@ -97,6 +111,7 @@ final class Worker {
     func finish() {
         assert(buffers.heldCount == 0, "\(buffers.heldCount) provided buffers never given back")
         assert(pipesInUse == 0, "\(pipesInUse) pipes still held by connections")
+        assert(buffersHeldWaiting == 0, "\(buffersHeldWaiting) buffers still counted as held by waiting halves")
         for i in listenerFDs.indices { closeListener(i) }
         for pipe in pipePool { Sockets.close(pipe.read); Sockets.close(pipe.write) }
         pipePool.removeAll()
@@ -137,6 +152,7 @@ final class Worker {
             case .spliceIn: onSpliceIn(slot, direction, completion.result)
             case .spliceOut: onSpliceOut(slot, direction, completion.result)
             case .readable: onReadable(slot, direction, completion.result)
+            case .writable: onWritable(slot, direction, completion.result)
             default: preconditionFailure("unexpected operation kind \(kind)")
             }
         }

@@ -21,10 +21,10 @@ extension Ring {
     /// Multishot accept: one SQE, one completion per accepted connection while
     /// `hasMore` is set. No address buffer: every completion would overwrite the same
     /// one, so peers are asked with getpeername when needed. Accepted sockets are
-    /// blocking and close-on-exec.
+    /// non-blocking (see ``Sockets/stream(_:)`` for why) and close-on-exec.
     public func prepareMultishotAccept(fd: Int32, userData: UserData) {
         let sqe = nextSQE()
-        io_uring_prep_multishot_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        io_uring_prep_multishot_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue))
         finish(sqe, userData, [])
     }
 
@@ -63,25 +63,39 @@ extension Ring {
 
     /// Send `length` bytes from provided buffer `bufferID` starting at `offset`.
     /// MSG_NOSIGNAL: a closed peer is an EPIPE result, never a SIGPIPE.
-    public func prepareSend(fd: Int32, from buffers: ProvidedBufferRing, bufferID: UInt16, offset: Int, length: Int, userData: UserData, options: SQEOptions = []) {
+    /// `dontWait` (MSG_DONTWAIT): a destination that cannot take a byte now completes the
+    /// send at once with -EAGAIN (and one with room for part, with a short count) instead
+    /// of the kernel parking the request, and the buffer with it, until the peer reads.
+    public func prepareSend(fd: Int32, from buffers: ProvidedBufferRing, bufferID: UInt16, offset: Int, length: Int, userData: UserData,
+                            dontWait: Bool = false, options: SQEOptions = []) {
         let sqe = nextSQE()
-        io_uring_prep_send(sqe, fd, buffers.address(of: bufferID) + offset, length, Int32(MSG_NOSIGNAL))
+        io_uring_prep_send(sqe, fd, buffers.address(of: bufferID) + offset, length, Self.sendFlags(dontWait))
         finish(sqe, userData, options)
     }
 
-    /// Send from caller-owned pinned bytes (e.g. a PROXY prelude), valid until completion.
-    public func prepareSend(fd: Int32, from bytes: PinnedBytes, offset: Int, length: Int, userData: UserData, options: SQEOptions = []) {
+    /// Send from caller-owned pinned bytes (a PROXY prelude, a stalled send's tail),
+    /// valid until completion. `dontWait` as above.
+    public func prepareSend(fd: Int32, from bytes: PinnedBytes, offset: Int, length: Int, userData: UserData,
+                            dontWait: Bool = false, options: SQEOptions = []) {
         precondition(offset + length <= bytes.capacity)
         let sqe = nextSQE()
-        io_uring_prep_send(sqe, fd, bytes.base + offset, length, Int32(MSG_NOSIGNAL))
+        io_uring_prep_send(sqe, fd, bytes.base + offset, length, Self.sendFlags(dontWait))
         finish(sqe, userData, options)
     }
 
-    /// splice(2) between a socket and a pipe. Always runs in an io-wq worker, so the
-    /// engine links a poll in front of it (see ``preparePoll(fd:events:userData:options:)``).
+    @inline(__always)
+    private static func sendFlags(_ dontWait: Bool) -> Int32 {
+        Int32(MSG_NOSIGNAL) | (dontWait ? Int32(MSG_DONTWAIT) : 0)
+    }
+
+    /// splice(2) between a socket and a pipe. It always runs in an io-wq worker thread,
+    /// so it must never wait there: SPLICE_F_NONBLOCK keeps it from waiting on the pipe,
+    /// and the sockets are O_NONBLOCK so it does not wait on them either (a full
+    /// destination or an empty source completes with -EAGAIN or a short count). The
+    /// engine waits for readiness with a poll, which holds no thread.
     public func prepareSplice(from source: Int32, to destination: Int32, length: Int, userData: UserData, options: SQEOptions = []) {
         let sqe = nextSQE()
-        io_uring_prep_splice(sqe, source, -1, destination, -1, UInt32(length), PU_SPLICE_F_MOVE)
+        io_uring_prep_splice(sqe, source, -1, destination, -1, UInt32(length), PU_SPLICE_F_MOVE | PU_SPLICE_F_NONBLOCK)
         finish(sqe, userData, options)
     }
 

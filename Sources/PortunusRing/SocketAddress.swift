@@ -163,35 +163,3 @@ public final class PinnedTimeout {
 
     deinit { pointer.deallocate() }
 }
-
-/// Caller-owned bytes at a fixed address (e.g. per-connection PROXY preludes).
-public final class PinnedBytes {
-    let base: UnsafeMutableRawPointer
-    public let capacity: Int
-
-    public init(capacity: Int) {
-        self.capacity = capacity
-        base = .allocate(byteCount: capacity, alignment: 16)
-    }
-
-    deinit { base.deallocate() }
-
-    /// Copies `bytes` to `offset`.
-    public func store(_ bytes: some Collection<UInt8>, at offset: Int) {
-        precondition(offset + bytes.count <= capacity)
-        var i = offset
-        for b in bytes { base.storeBytes(of: b, toByteOffset: i, as: UInt8.self); i += 1 }
-    }
-
-    /// Lends `length` writable bytes at `offset` (e.g. to encode a PROXY header in
-    /// place); the caller must not keep the pointer.
-    public func withMutableBytes<R>(offset: Int, length: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> R) rethrows -> R {
-        precondition(offset >= 0 && offset + length <= capacity)
-        return try body(UnsafeMutableRawBufferPointer(start: base + offset, count: length))
-    }
-
-    /// Reads `length` bytes at `offset` (for tests and diagnostics).
-    public func load(at offset: Int, length: Int) -> [UInt8] {
-        (0..<length).map { base.load(fromByteOffset: offset + $0, as: UInt8.self) }
-    }
-}

@@ -35,9 +35,14 @@ public enum Sockets {
         return fd
     }
 
-    /// A blocking TCP socket for an upstream connection, with TCP_NODELAY.
+    /// A TCP socket for an upstream connection, with TCP_NODELAY.
+    ///
+    /// Non-blocking, like accepted sockets: io_uring's recv, send and connect do not
+    /// change with it (they still wait for readiness in the kernel's poll table), but a
+    /// splice honours it, so a splice never waits for a slow peer inside an io-wq
+    /// thread (IO_URING_NOTES.md).
     public static func stream(_ family: SocketAddress.Family) throws(SystemError) -> Int32 {
-        let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
         if fd < 0 { throw lastError("socket") }
         setNoDelay(fd)
         return fd

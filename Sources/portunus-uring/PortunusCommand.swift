@@ -142,7 +142,7 @@ struct PortunusCommand: ParsableCommand {
                 "conns_active": "\(c.connectionsActive)", "conns_total": "\(c.connectionsTotal)",
                 "connect_failures": "\(c.connectFailures)", "prelude_failures": "\(c.preludeFailures)",
                 "rejected": "\(c.rejected)", "spliced_halves": "\(c.splicedHalves)",
-                "pipes_discarded": "\(c.pipesDiscarded)",
+                "pipes_discarded": "\(c.pipesDiscarded)", "spilled_sends": "\(c.spilledSends)",
             ])
         }
     }

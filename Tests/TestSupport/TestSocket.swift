@@ -15,13 +15,19 @@ public final class TestSocket: @unchecked Sendable {
 
     private var closed = false
 
-    /// Connects to `host` ("127.0.0.1" or "::1") with a receive timeout.
-    public static func connect(_ host: String = "127.0.0.1", _ port: UInt16, receiveTimeoutSecs: Int = 20) throws -> TestSocket {
+    /// Connects to `host` ("127.0.0.1" or "::1") with a receive timeout. A small
+    /// `receiveBufferBytes` (SO_RCVBUF, set before the connect so the window stays
+    /// small) makes a client that does not read stall its sender quickly.
+    public static func connect(_ host: String = "127.0.0.1", _ port: UInt16, receiveTimeoutSecs: Int = 20,
+                               receiveBufferBytes: Int32? = nil) throws -> TestSocket {
         let v6 = host.contains(":")
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestError("socket: errno \(errno)") }
         let s = TestSocket(fd: fd)
         s.setReceiveTimeout(seconds: receiveTimeoutSecs)
+        if var size = receiveBufferBytes {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         let rc = withSocketAddress(host, port) { Glibc.connect(fd, $0, $1) }
         guard rc == 0 else { throw TestError("connect \(host):\(port): errno \(errno)") }
         return s
