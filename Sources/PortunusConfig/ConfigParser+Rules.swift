@@ -20,7 +20,7 @@ struct RuleDraft {
 extension ConfigParser {
     static let ruleKeys: Set<String> = [
         "name", "protocol", "listen_port", "listen_ports", "target", "targets",
-        "prefer_ipv6", "udp_max_flows", "udp_flow_idle_secs",
+        "prefer_ipv6", "udp_max_flows", "udp_flow_idle_secs", "idle_timeout_secs",
     ]
 
     /// Parses `rule` (the `[[rule]]` array) in file order.
@@ -64,9 +64,14 @@ extension ConfigParser {
             : defaults.proto
         let (listenKey, listen) = parseListen(reader)
         let targets = parseTargets(reader, proto: proto)
-        let flows = reader.integer("udp_max_flows", in: 1...Int.max, meaning: "udp_max_flows")
-        let idle = reader.integer("udp_flow_idle_secs", in: 1...Int.max, meaning: "udp_flow_idle_secs")
+        let flows = reader.integer("udp_max_flows", in: 1...Limits.maxUDPFlows, meaning: "udp_max_flows")
+        let idle = reader.integer("udp_flow_idle_secs", in: 1...Limits.maxSeconds, meaning: "udp_flow_idle_secs")
         let preferIPv6 = reader.bool("prefer_ipv6")
+        // 0 says "never" explicitly, overriding a [defaults] value.
+        var idleTimeout = defaults.settings.idleTimeout
+        if let secs = reader.integer("idle_timeout_secs", in: 0...Limits.maxSeconds, meaning: "idle_timeout_secs") {
+            idleTimeout = secs == 0 ? nil : Duration.seconds(secs)
+        }
         if let listen, let targets {
             checkWidths(reader, listen: listen, listenKey: listenKey, targets: targets)
         }
@@ -77,7 +82,8 @@ extension ConfigParser {
             rule = Rule(name: name, proto: proto, listenPorts: listen, targets: targets.compactMap(\.target),
                         preferIPv6: preferIPv6 ?? defaults.settings.preferIPv6,
                         udpMaxFlows: flows ?? defaults.settings.udpMaxFlows,
-                        udpFlowIdle: idle.map { .seconds($0) } ?? defaults.settings.udpFlowIdle)
+                        udpFlowIdle: idle.map { .seconds($0) } ?? defaults.settings.udpFlowIdle,
+                        idleTimeout: idleTimeout)
         }
         let label = name.map { "rule \(quoted($0))" } ?? "rule[\(index)]"
         return RuleDraft(scope: scope, label: label, proto: proto, listen: listen,

@@ -40,14 +40,16 @@ struct ConfigParser {
     private func parseGlobal(_ reader: TableReader?) -> GlobalSettings {
         let fallback = GlobalSettings()
         guard let reader else { return fallback }
-        defer { reader.reportUnknownKeys(known: ["label", "log_level", "log_format", "shutdown_drain_secs"]) }
+        defer { reader.reportUnknownKeys(known: ["label", "log_level", "log_format", "shutdown_drain_secs", "max_connections"]) }
         // Read in schema order so diagnostics come out in the order the spec lists the keys.
         let label = reader.string("label")
         let level: LogLevel? = reader.choice("log_level", code: ConfigDiagnostic.Code.logLevelInvalid)
         let format: LogFormat? = reader.choice("log_format", code: ConfigDiagnostic.Code.logFormatInvalid)
-        let drainSecs = reader.integer("shutdown_drain_secs", in: 0...Int.max, meaning: "shutdown_drain_secs")
+        let drainSecs = reader.integer("shutdown_drain_secs", in: 0...Limits.maxSeconds, meaning: "shutdown_drain_secs")
+        let maxConnections = reader.integer("max_connections", in: 1...Limits.maxConnections, meaning: "max_connections")
         return GlobalSettings(label: label, logLevel: level ?? fallback.logLevel, logFormat: format ?? fallback.logFormat,
-                              shutdownDrain: drainSecs.map { .seconds($0) } ?? fallback.shutdownDrain)
+                              shutdownDrain: drainSecs.map { .seconds($0) } ?? fallback.shutdownDrain,
+                              maxConnections: maxConnections)
     }
 
     /// `[defaults]` plus whether its protocol is usable: when
@@ -62,19 +64,21 @@ struct ConfigParser {
     private func parseDefaults(_ reader: TableReader?) -> Defaults {
         var result = Defaults()
         guard let reader else { return result }
-        defer { reader.reportUnknownKeys(known: ["protocol", "udp_max_flows", "udp_flow_idle_secs", "prefer_ipv6"]) }
+        defer { reader.reportUnknownKeys(known: ["protocol", "udp_max_flows", "udp_flow_idle_secs", "prefer_ipv6", "idle_timeout_secs"]) }
         let fallback = result.settings
         if reader.has("protocol") {
             result.proto = reader.choice("protocol", code: ConfigDiagnostic.Code.protocolUnknown)
         }
-        let flows = reader.integer("udp_max_flows", in: 1...Int.max, meaning: "udp_max_flows")
-        let idleSecs = reader.integer("udp_flow_idle_secs", in: 1...Int.max, meaning: "udp_flow_idle_secs")
+        let flows = reader.integer("udp_max_flows", in: 1...Limits.maxUDPFlows, meaning: "udp_max_flows")
+        let idleSecs = reader.integer("udp_flow_idle_secs", in: 1...Limits.maxSeconds, meaning: "udp_flow_idle_secs")
         let preferIPv6 = reader.bool("prefer_ipv6")
+        let idleTimeout = reader.integer("idle_timeout_secs", in: 0...Limits.maxSeconds, meaning: "idle_timeout_secs")
         result.settings = RuleDefaults(
             proto: result.proto ?? fallback.proto,
             udpMaxFlows: flows ?? fallback.udpMaxFlows,
             udpFlowIdle: idleSecs.map { .seconds($0) } ?? fallback.udpFlowIdle,
-            preferIPv6: preferIPv6 ?? fallback.preferIPv6)
+            preferIPv6: preferIPv6 ?? fallback.preferIPv6,
+            idleTimeout: idleTimeout.flatMap { $0 == 0 ? nil : .seconds($0) })
         return result
     }
 

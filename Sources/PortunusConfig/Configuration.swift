@@ -40,18 +40,24 @@ public struct GlobalSettings: Sendable, Equatable {
     /// `log_format`: default `.json`.
     public let logFormat: LogFormat
     /// `shutdown_drain_secs`: how long open TCP connections may finish after
-    /// SIGTERM/SIGINT. Default 30 s; never negative (0 closes them at once).
+    /// SIGTERM/SIGINT. Default 30 s; within 0...``Limits/maxSeconds`` (0 closes them at once).
     public let shutdownDrain: Duration
+    /// `max_connections` (an addition to the Portunus schema): cap on concurrent TCP
+    /// connections, within 1...``Limits/maxConnections``; nil when absent (then the
+    /// open-file limit decides).
+    public let maxConnections: Int?
 
     /// Creates global settings; every argument defaults to the spec default.
     public init(label: String? = nil,
                 logLevel: LogLevel = .warn,
                 logFormat: LogFormat = .json,
-                shutdownDrain: Duration = .seconds(30)) {
+                shutdownDrain: Duration = .seconds(30),
+                maxConnections: Int? = nil) {
         self.label = label
         self.logLevel = logLevel
         self.logFormat = logFormat
         self.shutdownDrain = shutdownDrain
+        self.maxConnections = maxConnections
     }
 }
 
@@ -65,16 +71,20 @@ public struct RuleDefaults: Sendable, Equatable {
     public let udpFlowIdle: Duration
     /// `prefer_ipv6`: default false.
     public let preferIPv6: Bool
+    /// `idle_timeout_secs` (an addition): nil when absent or 0 (never, as Portunus).
+    public let idleTimeout: Duration?
 
     /// Creates rule defaults; every argument defaults to the spec default.
     public init(proto: TransportProtocol = .tcp,
                 udpMaxFlows: Int = 1024,
                 udpFlowIdle: Duration = .seconds(60),
-                preferIPv6: Bool = false) {
+                preferIPv6: Bool = false,
+                idleTimeout: Duration? = nil) {
         self.proto = proto
         self.udpMaxFlows = udpMaxFlows
         self.udpFlowIdle = udpFlowIdle
         self.preferIPv6 = preferIPv6
+        self.idleTimeout = idleTimeout
     }
 }
 
@@ -100,6 +110,17 @@ public struct StatsSettings: Sendable, Equatable {
         self.socketPath = socketPath
         self.refresh = refresh
     }
+}
+
+/// The ranges numeric keys must lie in: each is one the runtime honours without
+/// overflow (a duration in milliseconds, a count of slots).
+public enum Limits {
+    /// Longest duration any `*_secs` key may give: one year.
+    public static let maxSeconds = 31_536_000
+    /// Largest `max_connections`: 2^24 (two sockets each; far above any fd limit).
+    public static let maxConnections = 1 << 24
+    /// Largest `udp_max_flows`.
+    public static let maxUDPFlows = 1 << 24
 }
 
 /// `log_level`: the least severe level that is still logged.

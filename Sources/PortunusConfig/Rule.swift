@@ -24,6 +24,9 @@ public struct Rule: Sendable, Equatable {
     public let udpMaxFlows: Int
     /// `udp_flow_idle_secs`: a UDP flow idle this long in both directions expires.
     public let udpFlowIdle: Duration
+    /// `idle_timeout_secs` (an addition to the Portunus schema), or `[defaults]`'s: a
+    /// TCP connection with no byte either way for this long is closed. nil: never.
+    public let idleTimeout: Duration?
 
     /// Creates a rule. `targets` are put in dial order here (stable sort by
     /// priority), so every `Rule` holds them sorted however it was built.
@@ -35,7 +38,8 @@ public struct Rule: Sendable, Equatable {
                 targets: [Target],
                 preferIPv6: Bool = false,
                 udpMaxFlows: Int = 1024,
-                udpFlowIdle: Duration = .seconds(60)) {
+                udpFlowIdle: Duration = .seconds(60),
+                idleTimeout: Duration? = nil) {
         precondition(!targets.isEmpty, "rule \(name) has no targets")
         precondition(targets.count == 1 || listenPorts.count == 1,
                      "rule \(name): several targets need a single listen port")
@@ -51,6 +55,7 @@ public struct Rule: Sendable, Equatable {
         self.preferIPv6 = preferIPv6
         self.udpMaxFlows = udpMaxFlows
         self.udpFlowIdle = udpFlowIdle
+        self.idleTimeout = idleTimeout
     }
 
     /// Stable sort by priority. `sort(by:)` is not documented as stable, so

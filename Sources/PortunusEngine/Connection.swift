@@ -62,6 +62,8 @@ struct Connection {
     var preludeLength: Int32 = 0
     /// SQEs submitted whose completion has not arrived yet.
     var inFlight: Int32 = 0
+    /// When a byte last moved either way (the worker's coarse clock, ms), for the idle timeout.
+    var lastActiveMs: Int64 = 0
     /// Next free slot when free.
     var nextFree: Int32 = -1
     var up = RelayHalf()

@@ -1,34 +1,39 @@
 import PortunusRing
 
 /// Fixed-capacity storage for connection records, indexed by slot, with an intrusive
-/// free list. Allocated once when the worker starts; nothing is allocated per
-/// connection afterwards.
+/// free list. The records are reserved when the worker starts and touched only as slots
+/// are first used (slots are handed out from a high-water mark before the free list
+/// grows), so memory follows the connections actually held, not the capacity.
 final class ConnectionSlab {
-    private let records: UnsafeMutablePointer<Connection>
+    private let records: ReservedArray<Connection>
     let capacity: Int
-    private var freeHead: Int32
+    private var freeHead: Int32 = -1
+    /// Slots below this have been used at least once; the ones above are untouched.
+    private(set) var highWater: Int32 = 0
     private(set) var inUse = 0
 
-    init(capacity: Int) {
+    init(capacity: Int) throws(SystemError) {
         precondition(capacity > 0 && capacity < Int(Int32.max))
         self.capacity = capacity
-        records = .allocate(capacity: capacity)
-        records.initialize(repeating: Connection(), count: capacity)
-        for i in 0..<capacity { records[i].nextFree = i + 1 < capacity ? Int32(i + 1) : -1 }
-        freeHead = 0
+        records = try ReservedArray(capacity: capacity)
     }
 
-    deinit {
-        records.deinitialize(count: capacity)
-        records.deallocate()
-    }
-
-    /// Takes a free slot, or nil when all are in use.
+    /// Takes a free slot, or nil when all are in use. Reuses a freed slot first (its
+    /// memory is already touched); otherwise takes the next untouched one.
     func acquire() -> Int32? {
-        guard freeHead >= 0 else { return nil }
-        let slot = freeHead
-        freeHead = records[Int(slot)].nextFree
-        let generation = records[Int(slot)].generation
+        let slot: Int32
+        let generation: UInt32
+        if freeHead >= 0 {
+            slot = freeHead
+            freeHead = records[Int(slot)].nextFree
+            generation = records[Int(slot)].generation
+        } else if Int(highWater) < capacity {
+            slot = highWater
+            highWater += 1
+            generation = 0
+        } else {
+            return nil
+        }
         records[Int(slot)] = Connection()
         records[Int(slot)].generation = generation
         records[Int(slot)].state = .connecting
@@ -52,7 +57,7 @@ final class ConnectionSlab {
     @inline(__always)
     func resolve(_ userData: UserData) -> Int32? {
         let slot = Int(userData.slot)
-        guard slot < capacity, records[slot].state != .free, records[slot].generation == userData.generation else {
+        guard slot < Int(highWater), records[slot].state != .free, records[slot].generation == userData.generation else {
             return nil
         }
         return Int32(slot)
@@ -71,6 +76,6 @@ final class ConnectionSlab {
 
     /// Every slot currently in use (for shutdown).
     func activeSlots() -> [Int32] {
-        (0..<capacity).compactMap { records[$0].state == .free ? nil : Int32($0) }
+        (0..<Int(highWater)).compactMap { records[$0].state == .free ? nil : Int32($0) }
     }
 }

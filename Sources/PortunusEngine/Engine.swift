@@ -20,7 +20,9 @@ public final class Engine: @unchecked Sendable {
     // Engine (start/wait); `wakeFDs` and `counters` are immutable after init and
     // WorkerCounters is safe to read from any thread.
     public let plan: ForwardingPlan
+    /// The settings as run: `connectionsPerWorker` is the budget's.
     public let settings: EngineSettings
+    public let budget: ResourceBudget
     private let logger: Logger
     private let drainMs: Int
     private var setups: [WorkerSetup] = []
@@ -28,14 +30,24 @@ public final class Engine: @unchecked Sendable {
     private let workerCounters: [WorkerCounters]
 
     public init(configuration: Configuration, settings: EngineSettings, logger: Logger) throws(EngineStartupError) {
-        do { plan = try ForwardingPlan.compile(configuration) } catch { throw EngineStartupError(problems: [error]) }
+        do {
+            plan = try ForwardingPlan.compile(configuration)
+            budget = try ResourceBudget.make(plan: plan, settings: settings, maxConnections: configuration.global.maxConnections)
+        } catch { throw EngineStartupError(problems: [error]) }
+        var settings = settings
+        settings.connectionsPerWorker = budget.connectionsPerWorker
         self.settings = settings
         self.logger = logger
+        // At most a year (validated), so the milliseconds cannot overflow.
         let drain = configuration.global.shutdownDrain.components
         drainMs = Int(drain.seconds) * 1000 + Int(drain.attoseconds / 1_000_000_000_000_000)
         ProcessSetup.ignoreSIGPIPE()
-        ProcessSetup.raiseOpenFileLimit()
-        do { try ProcessSetup.probeIOUring() } catch { throw EngineStartupError(problems: [.ioUringUnavailable(error)]) }
+        do { try ProcessSetup.probeIOUring() } catch {
+            switch error {
+            case let .unavailable(cause): throw EngineStartupError(problems: [.ioUringUnavailable(cause)])
+            case let .missingFeature(feature, cause): throw EngineStartupError(problems: [.ioUringFeatureMissing(feature: feature, cause)])
+            }
+        }
 
         let problems = Self.probePorts(plan)
         guard problems.isEmpty else { throw EngineStartupError(problems: problems) }
@@ -102,7 +114,7 @@ public final class Engine: @unchecked Sendable {
             for fd in fds { Sockets.close(fd) }
             throw .workerSetup(worker: index, error)
         }
-        return WorkerSetup(index: index, plan: plan, settings: settings, listenerFDs: fds, listenerPlanIndex: planIndex,
+        return WorkerSetup(index: index, plan: plan, settings: settings, connections: budget.connectionsPerWorker, listenerFDs: fds, listenerPlanIndex: planIndex,
                            wakeFD: wake, counters: workerCounters[index], logger: logger)
     }
 

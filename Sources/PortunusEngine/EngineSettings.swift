@@ -27,8 +27,10 @@ public struct EngineSettings: Sendable {
     public var connectTimeoutMs: Int
     /// PROXY header send time box, a linked IORING_OP_LINK_TIMEOUT (10 s, as SPEC.md §4).
     public var preludeTimeoutMs: Int
-    /// Connection slots per worker (two sockets each). Default: what the open-file limit allows.
-    public var connectionsPerWorker: Int
+    /// Connection slots per worker (two sockets each). nil until the engine works it out
+    /// from `max_connections` and the open-file limit (``ResourceBudget``); a value set
+    /// here (tests, benchmarks) is used as given.
+    public var connectionsPerWorker: Int?
     /// SQ entries per ring.
     public var ringEntries: UInt32
     /// Provided buffers per worker (power of two) and their size, for ``RelayMode/buffers``.
@@ -74,14 +76,6 @@ public struct EngineSettings: Sendable {
         self.pipeLimit = pipeLimit
         self.backlog = backlog
         self.ioWorkersPerRing = max(1, ioWorkersPerRing)
-        if let connectionsPerWorker {
-            self.connectionsPerWorker = connectionsPerWorker
-        } else {
-            // Two sockets per connection, plus the pipe budget on the splice and auto
-            // paths; keep 256 fds for listeners, rings, logging and the stats socket.
-            let pipeFDs = relay == .buffers ? 0 : 2 * pipeLimit
-            let limit = ProcessSetup.raiseOpenFileLimit()
-            self.connectionsPerWorker = max(64, ((limit - 256) / self.workers - pipeFDs) / 2)
-        }
+        self.connectionsPerWorker = connectionsPerWorker
     }
 }

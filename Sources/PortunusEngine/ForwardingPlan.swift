@@ -19,6 +19,8 @@ public struct ForwardingPlan: Sendable {
     let endpoints: [SocketAddress]
     /// The PROXY header each endpoint wants (nil: none), parallel to `endpoints`.
     let endpointPrelude: [ProxyVersion?]
+    /// Per rule: close a connection after this long without a byte either way; 0: never.
+    let ruleIdleTimeoutMs: [Int]
 
     /// Compiles `config`; refuses what this version cannot forward yet instead of
     /// silently forwarding it wrongly.
@@ -50,7 +52,9 @@ public struct ForwardingPlan: Sendable {
                 listeners.append(Listener(rule: ruleIndex, port: rule.listenPorts.port(atOffset: offset), endpoints: first..<endpoints.count))
             }
         }
+        // At most a year (validated): the milliseconds cannot overflow.
+        let idle = config.rules.map { rule in rule.idleTimeout.map { Int($0.components.seconds) * 1000 } ?? 0 }
         return ForwardingPlan(ruleNames: config.rules.map(\.name), listeners: listeners, endpoints: endpoints,
-                              endpointPrelude: endpointPrelude)
+                              endpointPrelude: endpointPrelude, ruleIdleTimeoutMs: idle)
     }
 }

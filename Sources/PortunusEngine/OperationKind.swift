@@ -11,6 +11,7 @@ enum OperationKind: UInt8 {
     case acceptRetry = 8     // re-arm a listener after a resource error (slot = listener)
     case prelude = 9         // send of the PROXY header to the upstream
     case preludeTimeout = 10 // its link timeout
+    case idleSweep = 11      // the periodic scan for idle connections
     case recv = 16           // +1 for .down
     case send = 18
     case poll = 20

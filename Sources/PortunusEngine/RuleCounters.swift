@@ -16,34 +16,43 @@ public struct RuleCounters: Sendable, Equatable {
     /// Sends that stalled on a full destination while buffers were scarce, so their
     /// unsent bytes moved from the shared buffer ring to the connection's own space.
     public var spilledSends: UInt64 = 0
+    /// Connections closed by the rule's `idle_timeout_secs`.
+    public var idleClosed: UInt64 = 0
     public init() {}
 }
 
 /// What each counter slot holds.
 enum CounterField: Int, CaseIterable {
     case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures, splicedHalves
-    case pipesDiscarded, spilledSends
+    case pipesDiscarded, spilledSends, idleClosed
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
 /// each word is accessed with relaxed atomic loads and stores (never read-modify-write),
-/// so the hot path pays a plain load and store and no cache line is shared by writers.
+/// so the hot path pays a plain load and store, and each worker's block has cache
+/// lines of its own, so no line is shared by two writers.
 final class WorkerCounters: @unchecked Sendable {
     // @unchecked: the storage is only mutated by its owning worker thread, through
     // atomic stores; other threads only perform atomic loads.
     private let storage: UnsafeMutablePointer<Atomic<UInt64>>
     private let rules: Int
+    /// A worker's block starts on its own cache line and fills whole lines (128 bytes:
+    /// two 64-byte lines, as adjacent-line prefetch pairs them), so two workers' blocks
+    /// never share a line.
+    private static let lineBytes = 128
 
     init(rules: Int) {
         self.rules = rules
         let n = rules * CounterField.allCases.count
-        storage = .allocate(capacity: n)
+        let bytes = (n * MemoryLayout<Atomic<UInt64>>.stride + Self.lineBytes - 1) / Self.lineBytes * Self.lineBytes
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Self.lineBytes)
+        storage = raw.bindMemory(to: Atomic<UInt64>.self, capacity: n)
         for i in 0..<n { (storage + i).initialize(to: Atomic(0)) }
     }
 
     deinit {
         storage.deinitialize(count: rules * CounterField.allCases.count)
-        storage.deallocate()
+        UnsafeMutableRawPointer(storage).deallocate()
     }
 
     @inline(__always)
@@ -73,5 +82,6 @@ final class WorkerCounters: @unchecked Sendable {
         totals.splicedHalves &+= load(.splicedHalves, rule: rule)
         totals.pipesDiscarded &+= load(.pipesDiscarded, rule: rule)
         totals.spilledSends &+= load(.spilledSends, rule: rule)
+        totals.idleClosed &+= load(.idleClosed, rule: rule)
     }
 }

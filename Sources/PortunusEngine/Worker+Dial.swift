@@ -64,7 +64,7 @@ extension Worker {
             dial(slot)
             return
         }
-        if let suppressed = failureLog.admit(rule: rule) {
+        if let suppressed = failureLog.admit(.dialFailed, rule: rule) {
             logger.error("all targets failed; client closed", metadata: [
                 "rule": "\(setup.plan.ruleNames[rule])", "target": "\(setup.plan.endpoints[endpoint])",
                 "error": "\(error)", "suppressed": "\(suppressed)",
@@ -78,6 +78,7 @@ extension Worker {
     /// listener, the upstream's was set at creation.
     func established(_ slot: Int32) {
         slab[slot].state = .relaying
+        slab[slot].lastActiveMs = nowMs
         if setup.settings.relay == .splice {
             slab[slot].up.spliced = true
             slab[slot].down.spliced = true

@@ -25,7 +25,14 @@ extension Worker {
             pipe = pooled
         } else {
             do { pipe = try Pipes.make(size: setup.settings.pipeSize) } catch {
-                logger.warning("cannot create a pipe for splice", metadata: ["error": "\(error)"])
+                // The half reads through a buffer instead; at the fd limit this happens
+                // on every read, so the line is rate-limited.
+                let rule = Int(slab[slot].rule)
+                if let suppressed = failureLog.admit(.pipeFailed, rule: rule) {
+                    logger.warning("cannot create a pipe for splice; relaying through buffers", metadata: [
+                        "rule": "\(setup.plan.ruleNames[rule])", "error": "\(error)", "suppressed": "\(suppressed)",
+                    ])
+                }
                 return false
             }
         }

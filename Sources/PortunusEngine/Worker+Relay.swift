@@ -18,6 +18,7 @@ extension Worker {
     @inline(__always)
     private func countDelivered(_ slot: Int32, _ direction: Direction, _ bytes: Int32) {
         counters.add(direction == .up ? .bytesIn : .bytesOut, rule: Int(slab[slot].rule), UInt64(bytes))
+        slab[slot].lastActiveMs = nowMs
     }
 
     /// Arms the next read of this half. `pollFirst`: no data can be waiting (we just

@@ -9,6 +9,8 @@ struct WorkerSetup: Sendable {
     let index: Int
     let plan: ForwardingPlan
     let settings: EngineSettings
+    /// Connection slots of this worker (``ResourceBudget/connectionsPerWorker``).
+    let connections: Int
     /// Listener sockets owned by this worker, and the plan listener each serves.
     let listenerFDs: [Int32]
     let listenerPlanIndex: [Int]
@@ -40,6 +42,10 @@ final class Worker {
     /// Provided buffers kept by halves waiting for POLLOUT; held under half the ring.
     var buffersHeldWaiting = 0
     let acceptRetryDelay = PinnedTimeout(milliseconds: 100)
+    /// The idle sweep's period (nil: no rule has an idle timeout), and the coarse clock
+    /// read once per batch of completions.
+    let idleSweep: PinnedTimeout?
+    var nowMs: Int64 = Worker.coarseNowMs()
     let slab: ConnectionSlab
     var parked: ParkedQueue
     var pipePool: [(read: Int32, write: Int32)] = []
@@ -74,11 +80,12 @@ final class Worker {
         connectTimeout = PinnedTimeout(milliseconds: setup.settings.connectTimeoutMs)
         drainTimeout = PinnedTimeout(milliseconds: drainMs)
         preludeTimeout = PinnedTimeout(milliseconds: setup.settings.preludeTimeoutMs)
+        idleSweep = Self.idleSweepMs(setup.plan).map { PinnedTimeout(milliseconds: $0) }
         preludes = try PinnedBytes(capacity: setup.plan.endpointPrelude.contains { $0 != nil }
-            ? setup.settings.connectionsPerWorker * Self.preludeStride : 1)
-        spill = try PinnedBytes(capacity: setup.settings.connectionsPerWorker * 2 * setup.settings.bufferSize)
-        slab = ConnectionSlab(capacity: setup.settings.connectionsPerWorker)
-        parked = ParkedQueue(capacity: 4 * setup.settings.connectionsPerWorker)
+            ? setup.connections * Self.preludeStride : 1)
+        spill = try PinnedBytes(capacity: setup.connections * 2 * setup.settings.bufferSize)
+        slab = try ConnectionSlab(capacity: setup.connections)
+        parked = try ParkedQueue(capacity: 2 * setup.connections)
         pipePool.reserveCapacity(pipePoolLimit)
         failureLog = RateLimitedLog(rules: setup.plan.ruleNames.count)
         listenerFDs = setup.listenerFDs
@@ -95,6 +102,7 @@ final class Worker {
     func arm() {
         for i in listenerFDs.indices { armAccept(i) }
         ring.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
+        armIdleSweep()
     }
 
     /// Stopped, and nothing left to wait for.
@@ -103,6 +111,7 @@ final class Worker {
     /// One turn of the loop: submit, wait for at least one completion, handle the batch.
     func step() {
         ring.submitAndWait(1)
+        nowMs = Self.coarseNowMs()
         ring.reapCompletions { handle($0) }
     }
 
@@ -134,6 +143,7 @@ final class Worker {
         case .wake: onWake()
         case .drainTimer: onDrainExpired()
         case .stopAccept: break
+        case .idleSweep: onIdleSweep()
         default:
             guard let slot = slab.resolve(completion.userData) else {
                 // A completion for a previous occupant of the slot. Cannot happen while
@@ -189,7 +199,12 @@ final class Worker {
         let rule = setup.plan.listeners[planListener].rule
         guard c.result >= 0 else {
             if c.result != -ECANCELED {
-                logger.warning("accept failed", metadata: ["rule": "\(setup.plan.ruleNames[rule])", "error": "\(SystemError("accept", result: c.result))"])
+                if let suppressed = failureLog.admit(.acceptFailed, rule: rule) {
+                    logger.warning("accept failed", metadata: [
+                        "rule": "\(setup.plan.ruleNames[rule])", "error": "\(SystemError("accept", result: c.result))",
+                        "suppressed": "\(suppressed)",
+                    ])
+                }
             }
             return
         }
@@ -202,8 +217,15 @@ final class Worker {
         // The accepted fd is ours from here and is closed only in `release`: an SQE that
         // names it can never meet a number the kernel has given to another socket.
         guard let slot = slab.acquire() else {
+            // At the connection limit: the client is closed at once (RST), not queued.
             counters.add(.rejected, rule: rule, 1)
             Sockets.closeWithReset(fd)
+            if let suppressed = failureLog.admit(.rejected, rule: rule) {
+                logger.warning("connection limit reached; new client closed", metadata: [
+                    "rule": "\(setup.plan.ruleNames[rule])", "worker": "\(setup.index)",
+                    "limit": "\(setup.connections)", "suppressed": "\(suppressed)",
+                ])
+            }
             return
         }
         slab[slot].client = fd
@@ -249,28 +271,5 @@ final class Worker {
             logger.info("drain budget spent; closing open connections", metadata: ["worker": "\(setup.index)", "connections": "\(open.count)"])
         }
         for slot in open { close(slot, reset: true) }
-    }
-}
-
-/// Per-rule rate limit for failure log lines: at most one a second per rule per
-/// worker, with the number suppressed since, so a dead backend cannot flood the log.
-struct RateLimitedLog {
-    private var lastSecond: [Int]
-    private var suppressed: [Int]
-
-    init(rules: Int) {
-        lastSecond = [Int](repeating: -1, count: rules)
-        suppressed = [Int](repeating: 0, count: rules)
-    }
-
-    /// Returns the suppressed count to report, or nil when this line must be dropped.
-    mutating func admit(rule: Int) -> Int? {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
-        let second = Int(now.tv_sec)
-        if second == lastSecond[rule] { suppressed[rule] += 1; return nil }
-        lastSecond[rule] = second
-        defer { suppressed[rule] = 0 }
-        return suppressed[rule]
     }
 }

@@ -166,9 +166,24 @@ public enum ProcessSetup {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Checks that this kernel and process may use io_uring at all, so start-up can
-    /// fail with one clear line instead of inside a worker.
-    public static func probeIOUring() throws(SystemError) {
-        _ = try Ring(RingOptions(entries: 2, singleIssuer: false))
+    /// What the io_uring probe found missing.
+    public enum IOUringProbeFailure: Error {
+        /// io_uring cannot be used at all (disabled by sysctl or seccomp, or absent).
+        case unavailable(SystemError)
+        /// io_uring works, but not with a feature every worker's ring needs.
+        case missingFeature(String, SystemError)
+    }
+
+    /// Checks that this kernel and process may use io_uring with the very flags the
+    /// workers' rings use, so start-up fails with one clear line naming what is missing
+    /// instead of inside a worker.
+    public static func probeIOUring() throws(IOUringProbeFailure) {
+        do {
+            _ = try Ring(RingOptions(entries: 2, singleIssuer: true))
+        } catch {
+            // Without the flags: does io_uring work at all?
+            do { _ = try Ring(RingOptions(entries: 2, singleIssuer: false)) } catch { throw .unavailable(error) }
+            throw .missingFeature("IORING_SETUP_SINGLE_ISSUER and IORING_SETUP_DEFER_TASKRUN (Linux 6.1 or newer)", error)
+        }
     }
 }

@@ -45,13 +45,21 @@ struct PortunusCommand: ParsableCommand {
         }
     }
 
+    /// The engine settings the command line asks for.
+    private var engineSettings: EngineSettings {
+        EngineSettings(workers: workers ?? EngineSettings().workers, relay: RelayMode(rawValue: relay)!)
+    }
+
     func run() throws {
         let configuration: Configuration
         do {
             configuration = try ConfigLoader.load(path: config)
             // Everything start-up would refuse because of the file is refused here too,
-            // so a file that passes --check fails later only for outside reasons.
-            _ = try ForwardingPlan.compile(configuration)
+            // so a file that passes --check fails later only for outside reasons: what
+            // this version cannot forward, and listeners that cannot fit the open-file
+            // limit with the workers asked for.
+            let plan = try ForwardingPlan.compile(configuration)
+            _ = try ResourceBudget.make(plan: plan, settings: engineSettings, maxConnections: configuration.global.maxConnections)
         } catch let error as ConfigError {
             Self.printError(error.description)
             throw ExitCode(2)
@@ -85,8 +93,7 @@ struct PortunusCommand: ParsableCommand {
     private func serve(_ configuration: Configuration, logger: Logger) throws {
         // Blocked before any worker exists, so only the main thread ever sees them.
         Signals.block()
-        let mode = RelayMode(rawValue: relay)!
-        let settings = EngineSettings(workers: workers ?? EngineSettings().workers, relay: mode)
+        let settings = engineSettings
         let engine: Engine
         do {
             engine = try Engine(configuration: configuration, settings: settings, logger: logger)
@@ -96,24 +103,38 @@ struct PortunusCommand: ParsableCommand {
             throw ExitCode(1)
         }
         logStartup(configuration, settings, logger)
-        let reportSeconds = 60
+        // The 60 s report keeps its rhythm whatever signals arrive in between.
+        let reportMs: Int64 = 60_000
+        var nextReportMs = Self.monotonicMs() + reportMs
         while true {
-            guard let signal = Signals.wait(seconds: reportSeconds) else {
+            guard let signal = Signals.wait(milliseconds: Int(max(0, nextReportMs - Self.monotonicMs()))) else {
                 logCounters(engine, logger, message: "stats")
+                nextReportMs += reportMs
                 continue
             }
-            if signal == SIGHUP {
+            switch signal {
+            case SIGHUP:
                 logger.warning("SIGHUP received: configuration reload is not supported by this version yet; still running with the loaded file")
-                continue
+            case SIGUSR1:
+                logCounters(engine, logger, message: "stats")
+            case _ where Signals.ignored.contains(signal):
+                logger.debug("signal ignored", metadata: ["signal": "\(Signals.name(signal))"])
+            default:
+                logger.info("stopping: no new connections; draining open ones", metadata: [
+                    "signal": "\(Signals.name(signal))", "drain_secs": "\(configuration.global.shutdownDrain.components.seconds)",
+                ])
+                engine.stop()
+                engine.wait()
+                logCounters(engine, logger, message: "stopped")
+                return
             }
-            logger.info("stopping: no new connections; draining open ones", metadata: [
-                "signal": "\(Signals.name(signal))", "drain_secs": "\(configuration.global.shutdownDrain.components.seconds)",
-            ])
-            engine.stop()
-            engine.wait()
-            logCounters(engine, logger, message: "stopped")
-            return
         }
+    }
+
+    private static func monotonicMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     private func logStartup(_ configuration: Configuration, _ settings: EngineSettings, _ logger: Logger) {
@@ -142,7 +163,7 @@ struct PortunusCommand: ParsableCommand {
                 "conns_active": "\(c.connectionsActive)", "conns_total": "\(c.connectionsTotal)",
                 "connect_failures": "\(c.connectFailures)", "prelude_failures": "\(c.preludeFailures)",
                 "rejected": "\(c.rejected)", "spliced_halves": "\(c.splicedHalves)",
-                "pipes_discarded": "\(c.pipesDiscarded)", "spilled_sends": "\(c.spilledSends)",
+                "pipes_discarded": "\(c.pipesDiscarded)", "spilled_sends": "\(c.spilledSends)", "idle_closed": "\(c.idleClosed)",
             ])
         }
     }

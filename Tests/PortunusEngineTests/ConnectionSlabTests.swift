@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct ConnectionSlabTests {
     @Test func staleCompletionForAReusedSlotIsIgnored() throws {
-        let slab = ConnectionSlab(capacity: 1)
+        let slab = try ConnectionSlab(capacity: 1)
         let ring = try Ring(RingOptions(entries: 4))
         let slot = try #require(slab.acquire())
         let old = slab.userData(slot, OperationKind.recv.rawValue)
@@ -26,13 +26,25 @@ import Testing
     }
 
     @Test func fullSlabRefusesAndFreedSlotsComeBack() throws {
-        let slab = ConnectionSlab(capacity: 3)
+        let slab = try ConnectionSlab(capacity: 3)
         let slots = (0..<3).compactMap { _ in slab.acquire() }
         #expect(slots.count == 3)
         #expect(slab.acquire() == nil)
         #expect(slab.inUse == 3)
         slab.release(slots[1])
         #expect(slab.acquire() == slots[1])
+    }
+
+    /// Slots are handed out from a high-water mark while the free list is empty, so a
+    /// slab sized for a million connections touches only the records in use.
+    @Test func freedSlotsAreReusedBeforeUntouchedOnes() throws {
+        let slab = try ConnectionSlab(capacity: 1 << 20)
+        let a = try #require(slab.acquire()), b = try #require(slab.acquire())
+        #expect((a, b) == (0, 1) && slab.highWater == 2)
+        slab.release(a)
+        #expect(slab.acquire() == a)
+        #expect(slab.highWater == 2)
+        #expect(slab.acquire() == 2 && slab.highWater == 3)
     }
 
     @Test func operationKindsRoundTripWithDirection() {
@@ -46,8 +58,8 @@ import Testing
         #expect(OperationKind.decode(0) == nil)
     }
 
-    @Test func parkedQueueKeepsOrderAndDropsStale() {
-        var queue = ParkedQueue(capacity: 3)
+    @Test func parkedQueueKeepsOrderAndDropsStale() throws {
+        var queue = try ParkedQueue(capacity: 3)
         for i in 0..<3 {
             let pushed = queue.push(UserData(slot: UInt32(i), generation: 0, kind: 8))
             #expect(pushed)

@@ -31,13 +31,13 @@ import TestSupport
         ]
         """)
         let plan = try ForwardingPlan.compile(config)
-        let settings = EngineSettings(workers: 1, relay: .buffers, preludeTimeoutMs: 200, connectionsPerWorker: 8)
+        let settings = EngineSettings(workers: 1, relay: .buffers, preludeTimeoutMs: 200)
         let counters = WorkerCounters(rules: 1)
         let wake = try EventFD.make()
         defer { Sockets.close(wake) }
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let setup = WorkerSetup(index: 0, plan: plan, settings: settings, listenerFDs: [], listenerPlanIndex: [],
+        let setup = WorkerSetup(index: 0, plan: plan, settings: settings, connections: 8, listenerFDs: [], listenerPlanIndex: [],
                                 wakeFD: wake, counters: counters, logger: logger)
 
         // The client's side: a real accepted TCP socket, so the worker can read the

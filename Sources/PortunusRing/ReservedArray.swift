@@ -1,0 +1,33 @@
+import CLiburing
+
+/// Fixed-capacity storage for plain values (no references), reserved at once and backed
+/// by memory only where it is written (an anonymous MAP_NORESERVE mapping reads as
+/// zeros until then). Sized for the largest number of connections a worker may hold,
+/// it costs resident memory in proportion to the slots actually used, so start-up
+/// memory does not grow with the open-file limit.
+public final class ReservedArray<Element: BitwiseCopyable> {
+    public let base: UnsafeMutablePointer<Element>
+    public let capacity: Int
+    private let mappedBytes: Int
+
+    public init(capacity: Int) throws(SystemError) {
+        precondition(capacity > 0)
+        self.capacity = capacity
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let bytes = capacity * MemoryLayout<Element>.stride
+        mappedBytes = (bytes + page - 1) / page * page
+        guard let p = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+              Int(bitPattern: p) != -1 else {
+            throw lastError("mmap(\(mappedBytes) bytes)")
+        }
+        base = p.bindMemory(to: Element.self, capacity: capacity)
+    }
+
+    deinit { munmap(base, mappedBytes) }
+
+    @inline(__always)
+    public subscript(index: Int) -> Element {
+        _read { yield base[index] }
+        _modify { yield &base[index] }
+    }
+}
