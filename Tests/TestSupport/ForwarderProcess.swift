@@ -72,13 +72,15 @@ public final class ForwarderProcess: @unchecked Sendable {
     /// Writes `config` to a temp file, starts the binary, and waits (at most 10 s) for
     /// its "started" log line, which it prints once every listener is bound and every
     /// worker's ring is up. No probe connection is made, so counters start at zero.
-    public init(config: String, arguments: [String] = []) throws {
+    /// `wrapper` runs in front of the binary (e.g. `["prlimit", "--nofile=4096", "--"]`).
+    public init(config: String, arguments: [String] = [], wrapper: [String] = []) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pu-fwd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let configPath = directory.appendingPathComponent("portunus.toml")
         try config.write(to: configPath, atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: Repository.binary)
-        process.arguments = ["--config", configPath.path, "--log-format", "pretty", "--log-level", "info"] + arguments
+        let command = wrapper + [Repository.binary, "--config", configPath.path, "--log-format", "pretty", "--log-level", "info"] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/bin/\(command[0])")
+        process.arguments = Array(command.dropFirst())
         FileManager.default.createFile(atPath: directory.appendingPathComponent("stderr").path, contents: nil)
         FileManager.default.createFile(atPath: directory.appendingPathComponent("stdout").path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("stderr"))
