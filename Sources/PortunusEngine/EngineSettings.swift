@@ -60,7 +60,7 @@ public struct EngineSettings: Sendable {
         bufferSize: Int = 64 * 1024,
         pipeSize: Int = 1 << 20,
         spliceAfterFullBuffers: Int = 16,
-        pipeLimit: Int = 512,
+        pipeLimit: Int = 256,
         backlog: Int32 = 4096,
         ioWorkersPerRing: Int = 4
     ) {

@@ -49,7 +49,9 @@ final class Worker {
     let slab: ConnectionSlab
     var parked: ParkedQueue
     var pipePool: [(read: Int32, write: Int32)] = []
-    let pipePoolLimit = 256
+    /// Empty pipes kept for reuse (each 2 fds, no memory until written): creating one costs
+    /// two syscalls, so a small pool covers the churn of streaming halves.
+    let pipePoolLimit = 64
     /// Pipes held by connections (auto mode caps it).
     var pipesInUse = 0
     /// This worker's listener sockets; -1 once closed on stop.
