@@ -75,12 +75,14 @@ async def echo_handler(reader, writer):
         writer.close()
 
 
-async def run_backends(flood_port, echo_port):
-    flood = await asyncio.start_server(flood_handler, "127.0.0.1", flood_port, backlog=4096)
-    echo = await asyncio.start_server(echo_handler, "127.0.0.1", echo_port, backlog=4096)
+async def run_backend(kind, port):
+    """One backend per process: the echo server that answers the fresh round trips must
+    not share an event loop with thousands of flooding connections, or its own delays
+    would be measured as the forwarder's."""
+    server = await asyncio.start_server(flood_handler if kind == "flood" else echo_handler, "127.0.0.1", port, backlog=4096)
     print("ready", flush=True)
-    async with flood, echo:
-        await asyncio.gather(flood.serve_forever(), echo.serve_forever())
+    async with server:
+        await server.serve_forever()
 
 
 # ---------------------------------------------------------------- process metrics
@@ -344,7 +346,7 @@ async def slow_readers(fwd, ports, args):
     held = await open_idle(ports["slow"], args.slow, rcvbuf=4096)
     # Let the downloads fill every buffer on the way and come to a stop.
     await asyncio.sleep(5)
-    phases["during"] = {**proc_metrics(fwd.proc.pid), **await probe(ports["fresh"]), "held": len(held)}
+    phases["during"] = {**proc_metrics(fwd.proc.pid), **await probe(ports["fresh"], 50), "held": len(held)}
     for s in held:
         reset_close(s)
     await asyncio.sleep(3)
@@ -414,17 +416,18 @@ def main():
     ap.add_argument("--slow", type=int, default=9000)
     ap.add_argument("--churn", type=int, default=100000)
     ap.add_argument("--out", default=os.path.join(HERE, "latest"))
-    ap.add_argument("--backends", nargs=2, type=int, metavar=("FLOOD", "ECHO"))
+    ap.add_argument("--backend", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.backends:
-        asyncio.run(run_backends(*args.backends))
+    if args.backend:
+        asyncio.run(run_backend(args.backend[0], int(args.backend[1])))
         return
 
     workdir = tempfile.mkdtemp(prefix="pu-soak-")
     ports = {"flood": free_port(), "echo": free_port(), "slow": free_port(), "fresh": free_port()}
-    backend = subprocess.Popen([sys.executable, __file__, "--backends", str(ports["flood"]), str(ports["echo"])],
-                               stdout=subprocess.PIPE, text=True)
-    assert backend.stdout.readline().strip() == "ready"
+    backends = [subprocess.Popen([sys.executable, __file__, "--backend", kind, str(ports[kind])], stdout=subprocess.PIPE, text=True)
+                for kind in ("flood", "echo")]
+    for backend in backends:
+        assert backend.stdout.readline().strip() == "ready"
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     results = {}
     try:
@@ -450,8 +453,9 @@ def main():
                     print(f"   {phase:7} {m}", flush=True)
                 time.sleep(2)
     finally:
-        backend.terminate()
-        backend.wait()
+        for backend in backends:
+            backend.terminate()
+            backend.wait()
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"commit": commit, "slow": args.slow, "churn": args.churn, "results": results}, f, indent=1)
