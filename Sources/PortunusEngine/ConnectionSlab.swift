@@ -5,7 +5,7 @@ import PortunusRing
 /// are first used (slots are handed out from a high-water mark before the free list
 /// grows), so memory follows the connections actually held, not the capacity.
 final class ConnectionSlab {
-    private let records: ReservedArray<Connection>
+    let records: ReservedArray<Connection>
     let capacity: Int
     private var freeHead: Int32 = -1
     /// Slots below this have been used at least once; the ones above are untouched.

@@ -25,6 +25,15 @@ public final class ReservedArray<Element: BitwiseCopyable> {
 
     deinit { munmap(base, mappedBytes) }
 
+    /// Pages of the reservation that are backed by memory now (mincore(2)): what the
+    /// storage really costs, for tests and diagnostics.
+    public func residentPages() -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var vector = [UInt8](repeating: 0, count: mappedBytes / page)
+        guard mincore(UnsafeMutableRawPointer(base), mappedBytes, &vector) == 0 else { return -1 }
+        return vector.reduce(0) { $0 + Int($1 & 1) }
+    }
+
     @inline(__always)
     public subscript(index: Int) -> Element {
         _read { yield base[index] }

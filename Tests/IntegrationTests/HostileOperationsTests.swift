@@ -58,14 +58,18 @@ import TestSupport
         case let .success(bytes): #expect(bytes == [], "the third client got bytes")
         case let .failure(error): #expect(error.errno == ECONNRESET)
         }
+        // A flood of 50 more within a second is refused too, and logged at most once
+        // a second (with the count suppressed), not once per client.
+        for _ in 0..<50 { _ = try? TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 1).receiveOnce() }
         try first.sendAll([8])
         #expect(try first.receive(exactly: 1) == [8])
         let result = forwarder.stop()
         #expect(result.exitCode == 0)
         let line = Self.stoppedLine(result.stderr, rule: "fwd")
-        #expect(line.contains("rejected=1"), "\(line)")
+        #expect(line.contains("rejected=51"), "\(line)")
         #expect(line.contains("conns_total=2"), "\(line)")
-        #expect(result.stderr.contains("connection limit reached"))
+        let limitLines = result.stderr.split(separator: "\n").filter { $0.contains("connection limit reached") }
+        #expect((1...4).contains(limitLines.count), "\(limitLines.count) log lines for 51 rejected clients")
     }
 
     /// 300 listen ports × 2 families × 2 workers need 1,200 listen sockets: under an

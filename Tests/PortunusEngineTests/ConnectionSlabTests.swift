@@ -39,12 +39,14 @@ import Testing
     /// slab sized for a million connections touches only the records in use.
     @Test func freedSlotsAreReusedBeforeUntouchedOnes() throws {
         let slab = try ConnectionSlab(capacity: 1 << 20)
+        #expect(slab.records.residentPages() == 0, "a new slab of a million slots is backed by no memory")
         let a = try #require(slab.acquire()), b = try #require(slab.acquire())
         #expect((a, b) == (0, 1) && slab.highWater == 2)
         slab.release(a)
         #expect(slab.acquire() == a)
         #expect(slab.highWater == 2)
         #expect(slab.acquire() == 2 && slab.highWater == 3)
+        #expect(slab.records.residentPages() == 1, "three records in use touch one page")
     }
 
     @Test func operationKindsRoundTripWithDirection() {
