@@ -15,13 +15,7 @@ public final class PinnedBytes {
     public init(capacity: Int) throws(SystemError) {
         precondition(capacity > 0)
         self.capacity = capacity
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        mappedBytes = (capacity + page - 1) / page * page
-        guard let p = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              Int(bitPattern: p) != -1 else {
-            throw lastError("mmap(\(mappedBytes) bytes)")
-        }
-        base = p
+        (base, mappedBytes) = try reserveMemory(bytes: capacity)
     }
 
     deinit { munmap(base, mappedBytes) }

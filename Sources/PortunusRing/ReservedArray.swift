@@ -13,14 +13,9 @@ public final class ReservedArray<Element: BitwiseCopyable> {
     public init(capacity: Int) throws(SystemError) {
         precondition(capacity > 0)
         self.capacity = capacity
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let bytes = capacity * MemoryLayout<Element>.stride
-        mappedBytes = (bytes + page - 1) / page * page
-        guard let p = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
-              Int(bitPattern: p) != -1 else {
-            throw lastError("mmap(\(mappedBytes) bytes)")
-        }
-        base = p.bindMemory(to: Element.self, capacity: capacity)
+        let (pointer, mapped) = try reserveMemory(bytes: capacity * MemoryLayout<Element>.stride)
+        mappedBytes = mapped
+        base = pointer.bindMemory(to: Element.self, capacity: capacity)
     }
 
     deinit { munmap(base, mappedBytes) }
@@ -39,4 +34,17 @@ public final class ReservedArray<Element: BitwiseCopyable> {
         _read { yield base[index] }
         _modify { yield &base[index] }
     }
+}
+
+/// An anonymous private mapping of at least `bytes` (whole pages), reserved without
+/// committing memory (MAP_NORESERVE): pages read as zeros and are backed on first write.
+/// Returns the address and the mapped length (for munmap).
+func reserveMemory(bytes: Int) throws(SystemError) -> (UnsafeMutableRawPointer, Int) {
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let mapped = (bytes + page - 1) / page * page
+    guard let p = mmap(nil, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0),
+          Int(bitPattern: p) != -1 else {
+        throw lastError("mmap(\(mapped) bytes)")
+    }
+    return (p, mapped)
 }

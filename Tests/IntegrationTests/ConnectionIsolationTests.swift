@@ -24,20 +24,8 @@ import TestSupport
             echo = try TestBackend(.echo)
             stormPort = freePort()
             freshPort = freePort()
-            forwarder = try ForwarderProcess(config: """
-                [global]
-                shutdown_drain_secs = 2
-                [[rule]]
-                name = "storm"
-                protocol = "tcp"
-                listen_port = \(stormPort)
-                target = "127.0.0.1:\(flood.port)"
-                [[rule]]
-                name = "fresh"
-                protocol = "tcp"
-                listen_port = \(freshPort)
-                target = "127.0.0.1:\(echo.port)"
-                """, arguments: ["--relay", relay, "--workers", "2"])
+            forwarder = try ForwarderProcess(config: tcpRulesConfig([("storm", stormPort, "127.0.0.1:\(flood.port)"), ("fresh", freshPort, "127.0.0.1:\(echo.port)")],
+                                                                drainSecs: 2), arguments: ["--relay", relay, "--workers", "2"])
             idleSockets = socketCount(pid: forwarder.pid)
         }
 

@@ -113,20 +113,7 @@ import TestSupport
         let flood = try TestBackend(.flood(bytes: 8 << 20, fill: HostileTraffic.downloadFill) { _ in nil })
         let echo = try TestBackend(.echo)
         let slowPort = freePort(), freshPort = freePort()
-        let forwarder = try ForwarderProcess(config: """
-            [global]
-            shutdown_drain_secs = 0
-            [[rule]]
-            name = "slow"
-            protocol = "tcp"
-            listen_port = \(slowPort)
-            target = "127.0.0.1:\(flood.port)"
-            [[rule]]
-            name = "fresh"
-            protocol = "tcp"
-            listen_port = \(freshPort)
-            target = "127.0.0.1:\(echo.port)"
-            """, arguments: ["--relay", "splice", "--workers", "2"])
+        let forwarder = try ForwarderProcess(config: tcpRulesConfig([("slow", slowPort, "127.0.0.1:\(flood.port)"), ("fresh", freshPort, "127.0.0.1:\(echo.port)")]), arguments: ["--relay", "splice", "--workers", "2"])
         let slow = try (0..<200).map { _ in try TestSocket.connect("127.0.0.1", slowPort, receiveBufferBytes: 4096) }
         defer { for client in slow { client.resetClose() } }
         sleep(2)

@@ -6,17 +6,21 @@ import Testing
 import TestSupport
 @testable import PortunusEngine
 
+/// Starts an engine in this process on `toml` with `settings`, logging only criticals,
+/// so that a test can read its counters directly.
+func startEngine(_ toml: String, _ settings: EngineSettings) throws -> Engine {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    let engine = try Engine(configuration: try ConfigLoader.parse(toml), settings: settings, logger: logger)
+    try engine.start()
+    return engine
+}
+
 /// The engine in this process, against real sockets on loopback, so its counters can
 /// be read directly.
 @Suite(.serialized) struct EngineDialTests {
     static func engine(_ toml: String, relay: RelayMode = .buffers, spliceAfterFullBuffers: Int = 16) throws -> Engine {
-        let config = try ConfigLoader.parse(toml)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let settings = EngineSettings(workers: 1, relay: relay, connectionsPerWorker: 256, spliceAfterFullBuffers: spliceAfterFullBuffers)
-        let engine = try Engine(configuration: config, settings: settings, logger: logger)
-        try engine.start()
-        return engine
+        try startEngine(toml, EngineSettings(workers: 1, relay: relay, connectionsPerWorker: 256, spliceAfterFullBuffers: spliceAfterFullBuffers))
     }
 
     static func config(listen: UInt16, targets: [String]) -> String {

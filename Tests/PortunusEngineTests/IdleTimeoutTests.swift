@@ -12,7 +12,7 @@ import TestSupport
     @Test func idleConnectionIsClosedAndABusyOneIsNot() throws {
         let echo = try TestBackend(.echo)
         let listen = freePort()
-        let config = try ConfigLoader.parse("""
+        let engine = try startEngine("""
             [global]
             shutdown_drain_secs = 0
             [[rule]]
@@ -21,11 +21,7 @@ import TestSupport
             listen_port = \(listen)
             target = "127.0.0.1:\(echo.port)"
             idle_timeout_secs = 1
-            """)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let engine = try Engine(configuration: config, settings: EngineSettings(workers: 1, connectionsPerWorker: 16), logger: logger)
-        try engine.start()
+            """, EngineSettings(workers: 1, connectionsPerWorker: 16))
         defer { engine.stop(); engine.wait() }
 
         let idle = try TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 5)

@@ -17,25 +17,8 @@ import TestSupport
         let flood = try HostileTraffic.floodBackend()
         let echo = try TestBackend(.echo)
         let stormPort = freePort(), freshPort = freePort()
-        let config = try ConfigLoader.parse("""
-            [global]
-            shutdown_drain_secs = 1
-            [[rule]]
-            name = "storm"
-            protocol = "tcp"
-            listen_port = \(stormPort)
-            target = "127.0.0.1:\(flood.port)"
-            [[rule]]
-            name = "fresh"
-            protocol = "tcp"
-            listen_port = \(freshPort)
-            target = "127.0.0.1:\(echo.port)"
-            """)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let settings = EngineSettings(workers: 1, relay: relay, connectionsPerWorker: 256, spliceAfterFullBuffers: 1)
-        let engine = try Engine(configuration: config, settings: settings, logger: logger)
-        try engine.start()
+        let engine = try startEngine(tcpRulesConfig([("storm", stormPort, "127.0.0.1:\(flood.port)"), ("fresh", freshPort, "127.0.0.1:\(echo.port)")], drainSecs: 1),
+                                     EngineSettings(workers: 1, relay: relay, connectionsPerWorker: 256, spliceAfterFullBuffers: 1))
         defer { engine.stop(); engine.wait() }
 
         HostileTraffic.storm(port: stormPort, connections: 48, concurrency: 16, seed: 7)

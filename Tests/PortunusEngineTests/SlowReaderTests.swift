@@ -19,26 +19,9 @@ import TestSupport
         let flood = try TestBackend(.flood(bytes: 8 << 20, fill: HostileTraffic.downloadFill) { _ in nil })
         let echo = try TestBackend(.echo)
         let slowPort = freePort(), freshPort = freePort()
-        let config = try ConfigLoader.parse("""
-            [global]
-            shutdown_drain_secs = 0
-            [[rule]]
-            name = "slow"
-            protocol = "tcp"
-            listen_port = \(slowPort)
-            target = "127.0.0.1:\(flood.port)"
-            [[rule]]
-            name = "fresh"
-            protocol = "tcp"
-            listen_port = \(freshPort)
-            target = "127.0.0.1:\(echo.port)"
-            """)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
         let settings = EngineSettings(workers: 1, relay: relay, connectionsPerWorker: 1024, bufferCount: Self.bufferCount,
                                       spliceAfterFullBuffers: 2, pipeLimit: 16)
-        let engine = try Engine(configuration: config, settings: settings, logger: logger)
-        try engine.start()
+        let engine = try startEngine(tcpRulesConfig([("slow", slowPort, "127.0.0.1:\(flood.port)"), ("fresh", freshPort, "127.0.0.1:\(echo.port)")]), settings)
         defer { engine.stop(); engine.wait() }
 
         let slow = try (0..<(3 * Self.bufferCount)).map { _ in

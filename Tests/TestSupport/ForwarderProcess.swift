@@ -153,3 +153,12 @@ public func tcpRuleConfig(name: String = "fwd", listenPort: UInt16, target: Stri
 
     """
 }
+
+/// A TCP config with one rule per entry, in order, and the given drain budget.
+public func tcpRulesConfig(_ rules: [(name: String, listenPort: UInt16, target: String)], drainSecs: Int = 0) -> String {
+    var text = "[global]\nshutdown_drain_secs = \(drainSecs)\n"
+    for rule in rules {
+        text += "[[rule]]\nname = \"\(rule.name)\"\nprotocol = \"tcp\"\nlisten_port = \(rule.listenPort)\ntarget = \"\(rule.target)\"\n"
+    }
+    return text
+}
