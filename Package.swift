@@ -5,6 +5,8 @@
 //   portunus-uring (executable) -> PortunusEngine -> PortunusRing -> CLiburing
 //   PortunusEngine -> PortunusConfig, PortunusProxyProtocol
 //   PortunusConfig and PortunusProxyProtocol depend on nothing of ours.
+//   PortunusSimulator (tests and portunus-sim only) -> PortunusEngine through its
+//   Simulation SPI: the worker driven against a simulated kernel.
 import PackageDescription
 
 let package = Package(
@@ -48,6 +50,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A deterministic simulation of the kernel behind the worker's seam (WorkerIO),
+        // for the tests and the portunus-sim tool; not part of the forwarder.
+        .target(
+            name: "PortunusSimulator",
+            dependencies: [
+                "PortunusEngine", "PortunusRing", "PortunusConfig", "PortunusProxyProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "portunus-sim", dependencies: ["PortunusSimulator"]),
         .executableTarget(
             name: "portunus-uring",
             dependencies: [
@@ -61,6 +73,7 @@ let package = Package(
         .testTarget(name: "PortunusRingTests", dependencies: ["PortunusRing"]),
         .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig"]),
         .testTarget(name: "PortunusProxyProtocolTests", dependencies: ["PortunusProxyProtocol"]),
+        .testTarget(name: "PortunusSimulatorTests", dependencies: ["PortunusSimulator", "TestSupport"]),
         .testTarget(
             name: "PortunusEngineTests",
             dependencies: [

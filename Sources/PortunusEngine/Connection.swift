@@ -4,7 +4,7 @@ struct RelayHalf {
         case idle       // nothing in flight
         case reading    // recv (or poll + splice in) in flight
         case writing    // send (or splice out) in flight
-        case awaitingWritable // the destination was full: a POLLOUT poll is in flight
+        case awaitingWritable // the destination was full: a send of the rest waits in the kernel, or (splice) a POLLOUT poll
         case parked     // buffer ring ran dry: waits for a returned buffer
         case finished   // EOF seen and passed on with shutdown(SHUT_WR)
     }
@@ -20,8 +20,8 @@ struct RelayHalf {
     var spilled = false
     /// The last recv filled a whole buffer: more is probably queued (bulk).
     var filledBuffer = false
-    /// Waiting for POLLOUT while keeping its provided buffer (counted by the worker,
-    /// which keeps such buffers under half of the ring).
+    /// A send waiting in the kernel for room keeps this half's provided buffer (counted
+    /// by the worker, which keeps such buffers under half of the ring).
     var holdsBufferWhileWaiting = false
     /// Splice path: this half's pipe (taken from the worker's pool on first use) and
     /// the bytes sitting in it.

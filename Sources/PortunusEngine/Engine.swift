@@ -133,9 +133,12 @@ public final class Engine: @unchecked Sendable {
         let drainMs = drainMs
         for setup in setups {
             threads.append(spawnThread {
-                let worker: Worker
+                let worker: Worker<KernelIO>
                 do throws(SystemError) {
-                    worker = try Worker(setup, drainMs: drainMs)
+                    let io = try KernelIO(settings: setup.settings) { message, error in
+                        setup.logger.warning("\(message)", metadata: ["error": "\(error)"])
+                    }
+                    worker = try Worker(setup, io: io, drainMs: drainMs)
                 } catch {
                     for fd in setup.listenerFDs { Sockets.close(fd) }
                     latch.arrive(.workerSetup(worker: setup.index, error))

@@ -22,6 +22,15 @@ public struct ForwardingPlan: Sendable {
     /// Per rule: close a connection after this long without a byte either way; 0: never.
     let ruleIdleTimeoutMs: [Int]
 
+    /// Listen ports, one entry each (a port range is several), for the simulator.
+    @_spi(Simulation) public var listenerPorts: [UInt16] { listeners.map(\.port) }
+    /// The rule of each listener.
+    @_spi(Simulation) public var listenerRules: [Int] { listeners.map(\.rule) }
+    /// The endpoints each listener dials, as indices into the endpoint list.
+    @_spi(Simulation) public var listenerEndpoints: [Range<Int>] { listeners.map(\.endpoints) }
+    /// Whether each endpoint is sent a PROXY header first.
+    @_spi(Simulation) public var endpointSendsPrelude: [Bool] { endpointPrelude.map { $0 != nil } }
+
     /// Compiles `config`; refuses what this version cannot forward yet instead of
     /// silently forwarding it wrongly.
     public static func compile(_ config: Configuration) throws(EngineError) -> ForwardingPlan {

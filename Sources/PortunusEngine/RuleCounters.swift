@@ -31,7 +31,7 @@ enum CounterField: Int, CaseIterable {
 /// each word is accessed with relaxed atomic loads and stores (never read-modify-write),
 /// so the hot path pays a plain load and store, and each worker's block has cache
 /// lines of its own, so no line is shared by two writers.
-final class WorkerCounters: @unchecked Sendable {
+@_spi(Simulation) public final class WorkerCounters: @unchecked Sendable {
     // @unchecked: the storage is only mutated by its owning worker thread, through
     // atomic stores; other threads only perform atomic loads.
     private let storage: UnsafeMutablePointer<Atomic<UInt64>>
@@ -41,7 +41,7 @@ final class WorkerCounters: @unchecked Sendable {
     /// never share a line.
     private static let lineBytes = 128
 
-    init(rules: Int) {
+    @_spi(Simulation) public init(rules: Int) {
         self.rules = rules
         let n = rules * CounterField.allCases.count
         let bytes = (n * MemoryLayout<Atomic<UInt64>>.stride + Self.lineBytes - 1) / Self.lineBytes * Self.lineBytes
@@ -71,7 +71,7 @@ final class WorkerCounters: @unchecked Sendable {
         storage[index(field, rule)].load(ordering: .relaxed)
     }
 
-    func add(into totals: inout RuleCounters, rule: Int) {
+    @_spi(Simulation) public func add(into totals: inout RuleCounters, rule: Int) {
         totals.bytesIn &+= load(.bytesIn, rule: rule)
         totals.bytesOut &+= load(.bytesOut, rule: rule)
         totals.connectionsActive &+= load(.connectionsActive, rule: rule)

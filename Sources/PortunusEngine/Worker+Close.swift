@@ -22,7 +22,7 @@ extension Worker {
 
     private func cancelAll(_ slot: Int32, _ fd: Int32) {
         guard fd >= 0 else { return }
-        ring.prepareCancelAll(fd: fd, userData: userData(slot, .cancel))
+        io.prepareCancelAll(fd: fd, userData: userData(slot, .cancel))
         slab[slot].inFlight += 1
     }
 
@@ -47,6 +47,6 @@ extension Worker {
 
     private func closeSocket(_ fd: Int32, reset: Bool) {
         guard fd >= 0 else { return }
-        if reset { Sockets.closeWithReset(fd) } else { Sockets.close(fd) }
+        if reset { io.closeWithReset(fd) } else { io.close(fd) }
     }
 }

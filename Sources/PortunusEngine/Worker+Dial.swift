@@ -14,7 +14,7 @@ extension Worker {
         let endpoint = Int(slab[slot].endpoint)
         let fd: Int32
         do {
-            fd = try Sockets.stream(endpointFamilies[endpoint])
+            fd = try io.openStream(endpointFamilies[endpoint])
         } catch {
             dialFailed(slot, error)
             return
@@ -24,9 +24,9 @@ extension Worker {
         // be pending) or the slot is released.
         slab[slot].upstream = fd
         // Connect and its time box go in one submission, or the link would be lost.
-        ring.reserve(2)
-        ring.prepareConnect(fd: fd, to: endpoints, index: endpoint, userData: userData(slot, .connect), options: .link)
-        ring.prepareLinkTimeout(connectTimeout, userData: userData(slot, .connectTimeout))
+        io.reserve(2)
+        io.prepareConnect(fd: fd, to: endpoints, index: endpoint, userData: userData(slot, .connect), options: .link)
+        io.prepareLinkTimeout(connectTimeout, userData: userData(slot, .connectTimeout))
         slab[slot].inFlight += 2
     }
 
@@ -44,7 +44,7 @@ extension Worker {
         let error = result == -ECANCELED
             ? SystemError("connect (timed out after \(setup.settings.connectTimeoutMs) ms)", errno: ETIMEDOUT)
             : SystemError("connect", result: result)
-        Sockets.close(slab[slot].upstream)
+        io.close(slab[slot].upstream)
         slab[slot].upstream = -1
         dialFailed(slot, error)
     }

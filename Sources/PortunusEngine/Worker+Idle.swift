@@ -3,18 +3,11 @@ import PortunusRing
 
 /// The idle timeout (`idle_timeout_secs`): no timer per connection or per operation.
 /// Every relayed byte stamps its connection with the worker's coarse clock (read once
-/// per batch of completions), and one periodic timer per worker scans the slots in use
+/// per batch of completions, ``WorkerIO/nowMs()``), and one periodic timer per worker scans the slots in use
 /// and closes those idle longer than their rule allows. With a sweep every quarter of
 /// the shortest timeout (100 ms to 5 s), a connection is closed between 1× and 1.25×
 /// its timeout after its last byte.
 extension Worker {
-    /// Milliseconds on CLOCK_MONOTONIC_COARSE (a vDSO read, a few ns, ~4 ms resolution).
-    static func coarseNowMs() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
-
     /// The sweep period for the plan, or nil when no rule has an idle timeout.
     static func idleSweepMs(_ plan: ForwardingPlan) -> Int? {
         guard let shortest = plan.ruleIdleTimeoutMs.filter({ $0 > 0 }).min() else { return nil }
@@ -23,7 +16,7 @@ extension Worker {
 
     func armIdleSweep() {
         guard let sweep = idleSweep, !stopping else { return }
-        ring.prepareTimeout(sweep, userData: UserData(slot: 0, generation: 0, kind: OperationKind.idleSweep.rawValue))
+        io.prepareTimeout(sweep, userData: UserData(slot: 0, generation: 0, kind: OperationKind.idleSweep.rawValue))
     }
 
     /// Closes every relaying connection idle past its rule's timeout, then re-arms.

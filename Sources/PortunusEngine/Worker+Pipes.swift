@@ -24,7 +24,7 @@ extension Worker {
         if let pooled = pipePool.popLast() {
             pipe = pooled
         } else {
-            do { pipe = try Pipes.make(size: setup.settings.pipeSize) } catch {
+            do { pipe = try io.makePipe(size: setup.settings.pipeSize) } catch {
                 // The half reads through a buffer instead; at the fd limit this happens
                 // on every read, so the line is rate-limited.
                 let rule = Int(slab[slot].rule)
@@ -59,8 +59,8 @@ extension Worker {
             return
         }
         if !empty { counters.add(.pipesDiscarded, rule: Int(slab[slot].rule), 1) }
-        Sockets.close(half.pipeRead)
-        Sockets.close(half.pipeWrite)
+        io.close(half.pipeRead)
+        io.close(half.pipeWrite)
     }
 
     /// Whether the half's pipe holds no byte, by the account and by the kernel.
@@ -68,7 +68,7 @@ extension Worker {
         // Bytes of this connection still in the pipe: expected when a connection is cut
         // mid-stream. They are never handed on.
         guard half.inPipe == 0 else { return false }
-        let queued = Pipes.queuedBytes(half.pipeRead)
+        let queued = io.queuedBytes(inPipe: half.pipeRead)
         if queued == 0 { return true }
         // The account says empty and the kernel does not: a defect in the accounting.
         // A debug build stops here; a release build closes the pipe and says so.

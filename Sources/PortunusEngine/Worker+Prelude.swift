@@ -13,7 +13,7 @@ extension Worker {
         let client = slab[slot].client
         // Source: the client. Destination: the address and port the client connected
         // to on this host, which may be any of its addresses.
-        guard let peer = Sockets.peerAddress(client), let local = Sockets.localAddress(client) else {
+        guard let peer = io.peerAddress(client), let local = io.localAddress(client) else {
             // The client is already gone (ENOTCONN): nothing to announce.
             close(slot, reset: true)
             return
@@ -23,17 +23,17 @@ extension Worker {
         // only here, when no prelude send of the slot is in flight (the first attempt,
         // or a retry from the previous send's completion); the kernel reads them until
         // that send completes, and the slot cannot be reused before then.
-        let encoded = preludes.withMutableBytes(offset: Int(slot) * Self.preludeStride, length: Self.preludeStride) { buffer in
+        let encoded = preludes.withMutableBytes(offset: Int(slot) * WorkerLayout.preludeStride, length: WorkerLayout.preludeStride) { buffer in
             ProxyHeader.encode(version, source: Self.proxyAddress(peer), destination: Self.proxyAddress(local), into: buffer)
         }
         switch encoded {
         case let .success(length):
             slab[slot].preludeLength = Int32(length)
             slab[slot].state = .sendingPrelude
-            ring.reserve(2)
-            ring.prepareSend(fd: slab[slot].upstream, from: preludes, offset: Int(slot) * Self.preludeStride, length: length,
-                             userData: userData(slot, .prelude), options: .link)
-            ring.prepareLinkTimeout(preludeTimeout, userData: userData(slot, .preludeTimeout))
+            io.reserve(2)
+            io.prepareSend(fd: slab[slot].upstream, from: preludes, offset: Int(slot) * WorkerLayout.preludeStride, length: length,
+                           userData: userData(slot, .prelude), dontWait: false, options: .link)
+            io.prepareLinkTimeout(preludeTimeout, userData: userData(slot, .preludeTimeout))
             slab[slot].inFlight += 2
         case let .failure(error):
             // Both addresses come from one socket, so their families always match;
@@ -58,7 +58,7 @@ extension Worker {
         }
         counters.add(.preludeFailures, rule: Int(slab[slot].rule), 1)
         // The upstream may hold part of a header: reset it rather than let it parse one.
-        Sockets.closeWithReset(slab[slot].upstream)
+        io.closeWithReset(slab[slot].upstream)
         slab[slot].upstream = -1
         slab[slot].state = .connecting
         dialFailed(slot, error)

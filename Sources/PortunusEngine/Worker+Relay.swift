@@ -26,20 +26,20 @@ extension Worker {
     func startRead(_ slot: Int32, _ direction: Direction, pollFirst: Bool = true) {
         slab[slot][direction].phase = .reading
         guard slab[slot][direction].spliced else {
-            ring.prepareRecv(fd: source(slot, direction), from: buffers, pollFirst: pollFirst, userData: userData(slot, .recv, direction))
+            io.prepareRecv(fd: source(slot, direction), pollFirst: pollFirst, userData: userData(slot, .recv, direction))
             slab[slot].inFlight += 1
             return
         }
         if slab[slot][direction].pipeRead >= 0 {
             // Streaming with a pipe in hand: the poll and the splice go as one chain.
-            ring.reserve(2)
-            ring.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction), options: .link)
+            io.reserve(2)
+            io.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction), options: .link)
             spliceIn(slot, direction)
             slab[slot].inFlight += 1
         } else {
             // Idle or new: wait in the socket's wait queue holding neither a pipe nor an
             // io-wq thread (an IORING_OP_SPLICE always runs in one).
-            ring.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .readable, direction))
+            io.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .readable, direction))
             slab[slot].inFlight += 1
         }
     }
@@ -52,7 +52,7 @@ extension Worker {
         if slab[slot][direction.other].phase == .finished {
             close(slot, reset: false)
         } else {
-            Sockets.shutdownWrite(destination(slot, direction))
+            io.shutdownWrite(destination(slot, direction))
         }
     }
 
@@ -98,24 +98,29 @@ extension Worker {
         (Int(slot) * 2 + Int(direction.rawValue)) * setup.settings.bufferSize
     }
 
-    /// Sends what the half holds without waiting (MSG_DONTWAIT): a destination that
-    /// cannot take it all now answers with a short count or -EAGAIN at once, and the
-    /// half then waits for POLLOUT (`awaitWritable`), rather than a send sitting in the
-    /// kernel, holding a buffer, for as long as the peer does not read.
-    private func sendPending(_ slot: Int32, _ direction: Direction) {
+    /// Sends what the half holds. The first send of a recv's bytes does not wait
+    /// (MSG_DONTWAIT): a destination that cannot take them all answers at once with a
+    /// short count or -EAGAIN, and `awaitWritable` decides where the rest waits. A send
+    /// of the rest (`dontWait: false`) waits for room inside the kernel, costing no extra
+    /// completion, from memory that `awaitWritable` made sure may wait that long.
+    private func sendPending(_ slot: Int32, _ direction: Direction, dontWait: Bool = true) {
         let half = slab[slot][direction]
         let length = Int(half.length - half.offset)
         if half.spilled {
-            ring.prepareSend(fd: destination(slot, direction), from: spill, offset: spillOffset(slot, direction) + Int(half.offset),
-                             length: length, userData: userData(slot, .send, direction), dontWait: true)
+            io.prepareSend(fd: destination(slot, direction), from: spill, offset: spillOffset(slot, direction) + Int(half.offset),
+                           length: length, userData: userData(slot, .send, direction), dontWait: dontWait, options: [])
         } else {
-            ring.prepareSend(fd: destination(slot, direction), from: buffers, bufferID: half.buffer, offset: Int(half.offset),
-                             length: length, userData: userData(slot, .send, direction), dontWait: true)
+            io.prepareSend(fd: destination(slot, direction), bufferID: half.buffer, offset: Int(half.offset),
+                           length: length, userData: userData(slot, .send, direction), dontWait: dontWait)
         }
         slab[slot].inFlight += 1
     }
 
     func onSend(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        if slab[slot][direction].holdsBufferWhileWaiting {
+            slab[slot][direction].holdsBufferWhileWaiting = false
+            buffersHeldWaiting -= 1
+        }
         guard slab[slot].state == .relaying else {
             releaseSendSource(slot, direction)
             finishIfIdle(slot)
@@ -137,6 +142,7 @@ extension Worker {
             return
         }
         releaseSendSource(slot, direction)
+        slab[slot][direction].phase = .writing
         // A recv that filled its whole buffer suggests more is queued (bulk): try at
         // once. A smaller one drained the socket: wait for readiness first.
         let full = slab[slot][direction].filledBuffer
@@ -144,15 +150,25 @@ extension Worker {
         startRead(slot, direction, pollFirst: !full)
     }
 
-    /// The destination took only part of the bytes (or none): wait for POLLOUT, in the
-    /// poll table, holding no thread. A splicing half keeps its pipe (bounded by the
-    /// pipe budget). A half on buffers keeps its buffer while fewer than half of the
-    /// worker's buffers are held this way (no copy when a bulk stream briefly outruns
-    /// its reader); past that, it copies the unsent tail (at most one buffer) into its
-    /// own spill space and gives the buffer back, so peers that do not read can never
-    /// hold the buffers every other connection needs.
+    /// The destination took only part of the bytes (or none): the rest waits for room,
+    /// holding nothing other connections need.
+    /// - A splicing half waits for POLLOUT in the poll table (a splice cannot wait in
+    ///   the kernel without holding an io-wq thread), keeping its pipe (bounded by the
+    ///   pipe budget).
+    /// - A half on buffers sends the rest with a send that waits in the kernel. It
+    ///   keeps its buffer for that while fewer than half of the worker's buffers are
+    ///   kept this way (no copy when a bulk stream briefly outruns its reader); past
+    ///   that, it first copies the unsent tail (at most one buffer) into its own spill
+    ///   space and gives the buffer back, so peers that do not read can never hold the
+    ///   buffers every other connection needs.
     private func awaitWritable(_ slot: Int32, _ direction: Direction) {
-        if slab[slot][direction].inPipe == 0 && !slab[slot][direction].spilled {
+        slab[slot][direction].phase = .awaitingWritable
+        if slab[slot][direction].inPipe > 0 {
+            io.preparePoll(fd: destination(slot, direction), events: .writable, userData: userData(slot, .writable, direction))
+            slab[slot].inFlight += 1
+            return
+        }
+        if !slab[slot][direction].spilled {
             if buffersHeldWaiting >= buffers.count / 2 {
                 spillTail(slot, direction)
             } else {
@@ -160,9 +176,7 @@ extension Worker {
                 buffersHeldWaiting += 1
             }
         }
-        slab[slot][direction].phase = .awaitingWritable
-        ring.preparePoll(fd: destination(slot, direction), events: .writable, userData: userData(slot, .writable, direction))
-        slab[slot].inFlight += 1
+        sendPending(slot, direction, dontWait: false)
     }
 
     /// Moves the unsent bytes of the half's buffer into its spill space and gives the
@@ -170,7 +184,7 @@ extension Worker {
     private func spillTail(_ slot: Int32, _ direction: Direction) {
         let half = slab[slot][direction]
         let tail = Int(half.length - half.offset)
-        spill.copy(from: buffers, bufferID: half.buffer, sourceOffset: Int(half.offset), length: tail, to: spillOffset(slot, direction))
+        buffers.copy(half.buffer, offset: Int(half.offset), length: tail, into: spill, at: spillOffset(slot, direction))
         slab[slot][direction].spilled = true
         slab[slot][direction].offset = 0
         slab[slot][direction].length = Int32(tail)
@@ -178,25 +192,13 @@ extension Worker {
         recycle(half.buffer)
     }
 
-    /// The destination can take bytes again (or failed: the next send reports how).
+    /// A splicing half's destination can take bytes again (or failed: the next splice
+    /// reports how).
     func onWritable(_ slot: Int32, _ direction: Direction, _ result: Int32) {
-        if slab[slot][direction].holdsBufferWhileWaiting {
-            slab[slot][direction].holdsBufferWhileWaiting = false
-            buffersHeldWaiting -= 1
-        }
-        let splicing = slab[slot][direction].inPipe > 0
-        guard slab[slot].state == .relaying else {
-            if !splicing { releaseSendSource(slot, direction) }
-            finishIfIdle(slot)
-            return
-        }
-        guard result >= 0 else {
-            if !splicing { releaseSendSource(slot, direction) }
-            close(slot, reset: true)
-            return
-        }
+        guard slab[slot].state == .relaying else { finishIfIdle(slot); return }
+        guard result >= 0 else { close(slot, reset: true); return }
         slab[slot][direction].phase = .writing
-        if splicing { spliceOut(slot, direction) } else { sendPending(slot, direction) }
+        spliceOut(slot, direction)
     }
 
     /// The bytes of the half's last recv are sent, or will never be: its buffer goes
@@ -245,7 +247,7 @@ extension Worker {
         // Only an empty pipe is filled from the socket: the out-splice asks for exactly
         // what the account says is in the pipe.
         assert(slab[slot][direction].inPipe == 0, "splice into a pipe that still holds bytes")
-        ring.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize,
+        io.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize,
                            userData: userData(slot, .spliceIn, direction))
         slab[slot].inFlight += 1
     }
@@ -258,7 +260,7 @@ extension Worker {
         if acquirePipe(slot, direction) {
             spliceIn(slot, direction)
         } else {
-            ring.prepareRecv(fd: source(slot, direction), from: buffers, pollFirst: false, userData: userData(slot, .recv, direction))
+            io.prepareRecv(fd: source(slot, direction), pollFirst: false, userData: userData(slot, .recv, direction))
             slab[slot].inFlight += 1
         }
     }
@@ -284,7 +286,7 @@ extension Worker {
     }
 
     func spliceOut(_ slot: Int32, _ direction: Direction) {
-        ring.prepareSplice(from: slab[slot][direction].pipeRead, to: destination(slot, direction),
+        io.prepareSplice(from: slab[slot][direction].pipeRead, to: destination(slot, direction),
                            length: Int(slab[slot][direction].inPipe), userData: userData(slot, .spliceOut, direction))
         slab[slot].inFlight += 1
     }

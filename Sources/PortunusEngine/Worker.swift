@@ -5,7 +5,7 @@ import PortunusRing
 /// What a worker is handed by the engine: everything it needs that must be created
 /// before its thread starts (listeners are bound up front so bind errors are reported
 /// at start-up, in one place).
-struct WorkerSetup: Sendable {
+@_spi(Simulation) public struct WorkerSetup: Sendable {
     let index: Int
     let plan: ForwardingPlan
     let settings: EngineSettings
@@ -17,35 +17,54 @@ struct WorkerSetup: Sendable {
     let wakeFD: Int32
     let counters: WorkerCounters
     let logger: Logger
+
+    @_spi(Simulation) public init(index: Int, plan: ForwardingPlan, settings: EngineSettings, connections: Int, listenerFDs: [Int32],
+                                  listenerPlanIndex: [Int], wakeFD: Int32, counters: WorkerCounters, logger: Logger) {
+        self.index = index
+        self.plan = plan
+        self.settings = settings
+        self.connections = connections
+        self.listenerFDs = listenerFDs
+        self.listenerPlanIndex = listenerPlanIndex
+        self.wakeFD = wakeFD
+        self.counters = counters
+        self.logger = logger
+    }
+}
+
+/// Fixed layout of the worker's per-slot areas (a generic type cannot hold static stored properties).
+enum WorkerLayout {
+    /// Bytes reserved per slot for its PROXY header (the longest, v1 TCP6, is 104).
+    static let preludeStride = 256
 }
 
 /// One worker: a thread that alone creates and drives its ring, accepts on its own
 /// SO_REUSEPORT listeners and relays the connections it accepted. Everything is
-/// preallocated at start; completion handlers allocate nothing.
-final class Worker {
+/// preallocated at start; completion handlers allocate nothing. Generic over its seam
+/// to the kernel (``WorkerIO``): ``KernelIO`` in production, a simulation in tests.
+@_spi(Simulation) public final class Worker<IO: WorkerIO> {
     let setup: WorkerSetup
-    let ring: Ring
+    let io: IO
     /// Every mode has the buffer ring: the splice paths fall back to it when the pipe
     /// budget is spent.
-    let buffers: ProvidedBufferRing
+    let buffers: IO.Buffers
     let endpoints: SocketAddressTable
     let endpointFamilies: [SocketAddress.Family]
     let connectTimeout: PinnedTimeout
     let drainTimeout: PinnedTimeout
     let preludeTimeout: PinnedTimeout
-    /// One PROXY header per slot, at `slot * preludeStride`: stable until the send completes.
+    /// One PROXY header per slot, at `slot * WorkerLayout.preludeStride`: stable until the send completes.
     let preludes: PinnedBytes
-    static let preludeStride = 256
     /// Per slot and direction, `bufferSize` bytes for the unsent tail of a send that
     /// stalled while buffers were scarce (reserved; memory only where written).
     let spill: PinnedBytes
-    /// Provided buffers kept by halves waiting for POLLOUT; held under half the ring.
+    /// Provided buffers kept by halves waiting for POLLOUT; held under half the io.
     var buffersHeldWaiting = 0
     let acceptRetryDelay = PinnedTimeout(milliseconds: 100)
     /// The idle sweep's period (nil: no rule has an idle timeout), and the coarse clock
     /// read once per batch of completions.
     let idleSweep: PinnedTimeout?
-    var nowMs: Int64 = Worker.coarseNowMs()
+    var nowMs: Int64
     let slab: ConnectionSlab
     var parked: ParkedQueue
     var pipePool: [(read: Int32, write: Int32)] = []
@@ -62,20 +81,15 @@ final class Worker {
     let logger: Logger
     var failureLog: RateLimitedLog
 
-    init(_ setup: WorkerSetup, drainMs: Int) throws(SystemError) {
+    /// A worker over `io` (created on the thread that will run it). `drainMs`: the
+    /// shutdown drain budget.
+    @_spi(Simulation) public init(_ setup: WorkerSetup, io: IO, drainMs: Int) throws(SystemError) {
         self.setup = setup
+        self.io = io
+        buffers = io.buffers
+        nowMs = io.nowMs()
         counters = setup.counters
         logger = setup.logger
-        ring = try Ring(RingOptions(entries: setup.settings.ringEntries))
-        // Splices run in io-wq threads. They never wait there (non-blocking sockets and
-        // pipes), but without a cap the kernel may still start one thread per splice in
-        // flight; with it, splices beyond the cap queue for a few microseconds instead.
-        do {
-            try ring.limitWorkerThreads(bounded: UInt32(setup.settings.ioWorkersPerRing), unbounded: UInt32(setup.settings.ioWorkersPerRing))
-        } catch {
-            setup.logger.warning("cannot cap io_uring worker threads; splices may use more threads", metadata: ["error": "\(error)"])
-        }
-        buffers = try ProvidedBufferRing(ring: ring, groupID: 1, count: setup.settings.bufferCount, bufferSize: setup.settings.bufferSize)
         endpoints = SocketAddressTable(capacity: setup.plan.endpoints.count)
         for address in setup.plan.endpoints { endpoints.append(address) }
         endpointFamilies = setup.plan.endpoints.map(\.family)
@@ -84,7 +98,7 @@ final class Worker {
         preludeTimeout = PinnedTimeout(milliseconds: setup.settings.preludeTimeoutMs)
         idleSweep = Self.idleSweepMs(setup.plan).map { PinnedTimeout(milliseconds: $0) }
         preludes = try PinnedBytes(capacity: setup.plan.endpointPrelude.contains { $0 != nil }
-            ? setup.connections * Self.preludeStride : 1)
+            ? setup.connections * WorkerLayout.preludeStride : 1)
         spill = try PinnedBytes(capacity: setup.connections * 2 * setup.settings.bufferSize)
         slab = try ConnectionSlab(capacity: setup.connections)
         parked = try ParkedQueue(capacity: 2 * setup.connections)
@@ -94,37 +108,37 @@ final class Worker {
     }
 
     /// Runs until stopped and every connection has ended.
-    func run() {
+    @_spi(Simulation) public func run() {
         arm()
         while !isFinished { step() }
         finish()
     }
 
     /// Arms the listeners and the wake-up poll.
-    func arm() {
+    @_spi(Simulation) public func arm() {
         for i in listenerFDs.indices { armAccept(i) }
-        ring.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
+        io.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
         armIdleSweep()
     }
 
     /// Stopped, and nothing left to wait for.
-    var isFinished: Bool { stopping && slab.inUse == 0 && armedAccepts == 0 }
+    @_spi(Simulation) public var isFinished: Bool { stopping && slab.inUse == 0 && armedAccepts == 0 }
 
     /// One turn of the loop: submit, wait for at least one completion, handle the batch.
-    func step() {
-        ring.submitAndWait(1)
-        nowMs = Self.coarseNowMs()
-        ring.reapCompletions { handle($0) }
+    @_spi(Simulation) public func step() {
+        io.submitAndWait(1)
+        nowMs = io.nowMs()
+        io.reapCompletions { handle($0) }
     }
 
     /// Releases the listeners and pooled pipes. Every connection has ended, so every
     /// buffer and pipe a connection held has come back.
-    func finish() {
+    @_spi(Simulation) public func finish() {
         assert(buffers.heldCount == 0, "\(buffers.heldCount) provided buffers never given back")
         assert(pipesInUse == 0, "\(pipesInUse) pipes still held by connections")
         assert(buffersHeldWaiting == 0, "\(buffersHeldWaiting) buffers still counted as held by waiting halves")
         for i in listenerFDs.indices { closeListener(i) }
-        for pipe in pipePool { Sockets.close(pipe.read); Sockets.close(pipe.write) }
+        for pipe in pipePool { io.close(pipe.read); io.close(pipe.write) }
         pipePool.removeAll()
     }
 
@@ -150,7 +164,7 @@ final class Worker {
             guard let slot = slab.resolve(completion.userData) else {
                 // A completion for a previous occupant of the slot. Cannot happen while
                 // slots are freed only at zero in-flight, but a buffer it carries must
-                // still go back to the ring.
+                // still go back to the io.
                 if let bid = completion.bufferID { recycle(bid) }
                 return
             }
@@ -173,7 +187,7 @@ final class Worker {
     // MARK: accept
 
     private func armAccept(_ listener: Int) {
-        ring.prepareMultishotAccept(fd: listenerFDs[listener], userData: UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.accept.rawValue))
+        io.prepareMultishotAccept(fd: listenerFDs[listener], userData: UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.accept.rawValue))
         armedAccepts += 1
     }
 
@@ -190,7 +204,7 @@ final class Worker {
                 if c.result == -EMFILE || c.result == -ENFILE || c.result == -ENOMEM || c.result == -ENOBUFS {
                     // Out of fds or memory: re-arming at once would fail at once, in a
                     // loop. Wait 100 ms; connections keep queueing in the backlog.
-                    ring.prepareTimeout(acceptRetryDelay, userData: UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue))
+                    io.prepareTimeout(acceptRetryDelay, userData: UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue))
                     armedAccepts += 1
                 } else {
                     armAccept(listener)
@@ -211,7 +225,7 @@ final class Worker {
             return
         }
         let fd = c.result
-        if stopping { Sockets.close(fd); return }
+        if stopping { io.close(fd); return }
         // Ownership: the slot (and with it the prelude bytes at slot × stride, its two
         // sockets and any pipe its halves take) belongs to this connection until
         // `release`, which runs only when no operation of the slot is in flight; the
@@ -221,7 +235,7 @@ final class Worker {
         guard let slot = slab.acquire() else {
             // At the connection limit: the client is closed at once (RST), not queued.
             counters.add(.rejected, rule: rule, 1)
-            Sockets.closeWithReset(fd)
+            io.closeWithReset(fd)
             if let suppressed = failureLog.admit(.rejected, rule: rule) {
                 logger.warning("connection limit reached; new client closed", metadata: [
                     "rule": "\(setup.plan.ruleNames[rule])", "worker": "\(setup.index)",
@@ -243,25 +257,25 @@ final class Worker {
 
     private func closeListener(_ listener: Int) {
         guard listenerFDs[listener] >= 0 else { return }
-        Sockets.close(listenerFDs[listener])
+        io.close(listenerFDs[listener])
         listenerFDs[listener] = -1
     }
 
     private func onWake() {
-        EventFD.drain(setup.wakeFD)
+        io.drainWakeup(setup.wakeFD)
         guard !stopping else { return }
         stopping = true
         for fd in listenerFDs {
-            ring.prepareCancelAll(fd: fd, userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
+            io.prepareCancelAll(fd: fd, userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
         }
         // Pending accept-retry timers are cut short too (their completion re-arms nothing now).
         for listener in listenerFDs.indices {
-            ring.prepareCancel(UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue),
+            io.prepareCancel(UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue),
                                userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
         }
         if slab.inUse > 0 {
             if drainTimeout.milliseconds == 0 { onDrainExpired() } else {
-                ring.prepareTimeout(drainTimeout, userData: UserData(slot: 0, generation: 0, kind: OperationKind.drainTimer.rawValue))
+                io.prepareTimeout(drainTimeout, userData: UserData(slot: 0, generation: 0, kind: OperationKind.drainTimer.rawValue))
             }
         }
     }

@@ -5,7 +5,7 @@ import PortunusConfig
 import PortunusRing
 import Testing
 import TestSupport
-@testable import PortunusEngine
+@_spi(Simulation) @testable import PortunusEngine
 
 /// The PROXY prelude's time box, proven at engine level.
 ///
@@ -70,7 +70,7 @@ import TestSupport
         nonisolated(unsafe) var setupError: Error?
         let thread = Thread {
             do {
-                let worker = try Worker(setup, drainMs: 0)
+                let worker = try Worker(setup, io: KernelIO(settings: settings) { _, _ in }, drainMs: 0)
                 worker.arm()
                 let slot = worker.slab.acquire()!
                 worker.slab[slot].client = clientFD

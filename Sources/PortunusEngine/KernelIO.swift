@@ -1,0 +1,74 @@
+import Glibc
+import PortunusRing
+
+/// The worker's seam to the real kernel: its io_uring, its provided buffer ring and the
+/// synchronous calls, each a direct forward (inlined into the specialised worker).
+final class KernelIO: WorkerIO {
+    let ring: Ring
+    let buffers: ProvidedBufferRing
+
+    /// Creates the ring and its buffer ring. Must run on the worker's own thread
+    /// (SINGLE_ISSUER: the creating thread is the only one that may submit).
+    init(settings: EngineSettings, logger: (String, SystemError) -> Void) throws(SystemError) {
+        ring = try Ring(RingOptions(entries: settings.ringEntries))
+        // Splices run in io-wq threads. They never wait there (non-blocking sockets and
+        // pipes), but without a cap the kernel may still start one thread per splice in
+        // flight; with it, splices beyond the cap queue for a few microseconds instead.
+        do {
+            try ring.limitWorkerThreads(bounded: UInt32(settings.ioWorkersPerRing), unbounded: UInt32(settings.ioWorkersPerRing))
+        } catch {
+            logger("cannot cap io_uring worker threads; splices may use more threads", error)
+        }
+        buffers = try ProvidedBufferRing(ring: ring, groupID: 1, count: settings.bufferCount, bufferSize: settings.bufferSize)
+    }
+
+    @inline(__always) func reserve(_ count: Int) { ring.reserve(count) }
+    @inline(__always) func prepareMultishotAccept(fd: Int32, userData: UserData) { ring.prepareMultishotAccept(fd: fd, userData: userData) }
+    @inline(__always) func prepareConnect(fd: Int32, to table: SocketAddressTable, index: Int, userData: UserData, options: SQEOptions) {
+        ring.prepareConnect(fd: fd, to: table, index: index, userData: userData, options: options)
+    }
+    @inline(__always) func prepareLinkTimeout(_ timeout: PinnedTimeout, userData: UserData) { ring.prepareLinkTimeout(timeout, userData: userData) }
+    @inline(__always) func prepareTimeout(_ timeout: PinnedTimeout, userData: UserData) { ring.prepareTimeout(timeout, userData: userData) }
+    @inline(__always) func prepareRecv(fd: Int32, pollFirst: Bool, userData: UserData) {
+        ring.prepareRecv(fd: fd, from: buffers, pollFirst: pollFirst, userData: userData)
+    }
+    @inline(__always) func prepareSend(fd: Int32, bufferID: UInt16, offset: Int, length: Int, userData: UserData, dontWait: Bool) {
+        ring.prepareSend(fd: fd, from: buffers, bufferID: bufferID, offset: offset, length: length, userData: userData, dontWait: dontWait)
+    }
+    @inline(__always) func prepareSend(fd: Int32, from bytes: PinnedBytes, offset: Int, length: Int, userData: UserData, dontWait: Bool, options: SQEOptions) {
+        ring.prepareSend(fd: fd, from: bytes, offset: offset, length: length, userData: userData, dontWait: dontWait, options: options)
+    }
+    @inline(__always) func prepareSplice(from source: Int32, to destination: Int32, length: Int, userData: UserData) {
+        ring.prepareSplice(from: source, to: destination, length: length, userData: userData)
+    }
+    @inline(__always) func preparePoll(fd: Int32, events: PollEvents, userData: UserData, options: SQEOptions) {
+        ring.preparePoll(fd: fd, events: events, userData: userData, options: options)
+    }
+    @inline(__always) func prepareCancelAll(fd: Int32, userData: UserData) { ring.prepareCancelAll(fd: fd, userData: userData) }
+    @inline(__always) func prepareCancel(_ target: UserData, userData: UserData) { ring.prepareCancel(target, userData: userData) }
+    @inline(__always) func submitAndWait(_ minimum: UInt32) { ring.submitAndWait(minimum) }
+    @inline(__always) func reapCompletions(_ body: (Completion) -> Void) { ring.reapCompletions(body) }
+
+    @inline(__always) func openStream(_ family: SocketAddress.Family) throws(SystemError) -> Int32 { try Sockets.stream(family) }
+    @inline(__always) func close(_ fd: Int32) { Sockets.close(fd) }
+    @inline(__always) func closeWithReset(_ fd: Int32) { Sockets.closeWithReset(fd) }
+    @inline(__always) func shutdownWrite(_ fd: Int32) { Sockets.shutdownWrite(fd) }
+    @inline(__always) func peerAddress(_ fd: Int32) -> SocketAddress? { Sockets.peerAddress(fd) }
+    @inline(__always) func localAddress(_ fd: Int32) -> SocketAddress? { Sockets.localAddress(fd) }
+    @inline(__always) func makePipe(size: Int) throws(SystemError) -> (read: Int32, write: Int32) { try Pipes.make(size: size) }
+    @inline(__always) func queuedBytes(inPipe fd: Int32) -> Int? { Pipes.queuedBytes(fd) }
+    @inline(__always) func drainWakeup(_ fd: Int32) { EventFD.drain(fd) }
+
+    /// Milliseconds on CLOCK_MONOTONIC_COARSE (a vDSO read, a few ns, ~4 ms resolution).
+    @inline(__always) func nowMs() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}
+
+@_spi(Simulation) extension ProvidedBufferRing: RelayBuffers {
+    public func copy(_ bufferID: UInt16, offset: Int, length: Int, into bytes: PinnedBytes, at destination: Int) {
+        bytes.copy(from: self, bufferID: bufferID, sourceOffset: offset, length: length, to: destination)
+    }
+}
