@@ -85,8 +85,15 @@ extension Worker {
         if c.result == 0 {
             finishHalf(slot, direction)
         } else if c.result == -ENOBUFS {
-            slab[slot][direction].phase = .parked
-            park(userData(slot, .recv, direction))
+            if buffers.heldCount < buffers.count {
+                // A buffer was given back after the kernel found the ring empty (earlier
+                // in this batch): its recycle woke nobody, and none may follow. Read
+                // again rather than wait for a wake-up that may never come.
+                startRead(slot, direction, pollFirst: false)
+            } else {
+                slab[slot][direction].phase = .parked
+                park(userData(slot, .recv, direction))
+            }
         } else {
             close(slot, reset: true)
         }
@@ -121,6 +128,9 @@ extension Worker {
             slab[slot][direction].holdsBufferWhileWaiting = false
             buffersHeldWaiting -= 1
         }
+        // Bytes a send delivered are counted whatever the connection's state: one that
+        // completes after the close began still put them on the wire.
+        if result > 0 { countDelivered(slot, direction, result) }
         guard slab[slot].state == .relaying else {
             releaseSendSource(slot, direction)
             finishIfIdle(slot)
@@ -135,7 +145,6 @@ extension Worker {
             close(slot, reset: true)
             return
         }
-        countDelivered(slot, direction, result)
         slab[slot][direction].offset += result
         if slab[slot][direction].offset < slab[slot][direction].length {
             awaitWritable(slot, direction)

@@ -15,7 +15,7 @@ final class SimApp {
 
     let role: Role
     let socket: SimSocket
-    unowned let world: SimWorld
+    unowned(unsafe) let world: SimWorld
     /// The client this stream belongs to (a backend learns it from the upload's header).
     var id: Int?
     var toSend: Int
@@ -38,7 +38,8 @@ final class SimApp {
     var resetByPeer = false
     var finished = false
     var refused = false
-    var dirty = true
+    /// Queued in the world's list of apps to run (something changed for it).
+    var dirty = false
 
     init(role: Role, socket: SimSocket, world: SimWorld, toSend: Int, expectsPrelude: Bool) {
         self.role = role
@@ -54,11 +55,24 @@ final class SimApp {
         }
         if case let .client(id, _) = role { self.id = id }
         socket.app = self
+        peerChanged()
     }
 
     var isClient: Bool { if case .client = role { true } else { false } }
 
-    func peerChanged() { dirty = true }
+    /// Something changed on its connection: run it on the world's next turn.
+    func peerChanged() {
+        world.trace("peerChanged \(isClient ? "client" : "backend") \(id ?? -1) dirty \(dirty) finished \(finished)")
+        guard !dirty && !finished else { return }
+        dirty = true
+        world.dirtyApps.append(self)
+    }
+
+    /// It could do more right away (bytes left to read and not paused, room to write).
+    private var hasMoreToDo: Bool {
+        let canRead = world.now >= readPausedUntil && (!socket.inbound.isEmpty || (socket.peerShutWrite && !eof))
+        return canRead || (!sendDone && id != nil && socket.sendRoom > 0 && sent < toSend)
+    }
 
     /// Bytes of this app's stream at offset `k`.
     private func outgoing(_ k: Int) -> UInt8 {
@@ -67,8 +81,9 @@ final class SimApp {
 
     /// One turn: read what is there (unless paused), write what fits. True if anything moved.
     func act() -> Bool {
+        world.trace("act \(isClient ? "client" : "backend") \(id ?? -1) inbound \(socket.inbound.count) shut \(socket.peerShutWrite)")
         guard !finished else { return false }
-        let before = (sent, received, eof, finished)
+        let before = (sent, arrived, eof, finished)
         if socket.wasReset {
             resetByPeer = true
             finish()
@@ -78,8 +93,8 @@ final class SimApp {
         guard !finished else { return true }
         write()
         if eof && sendDone { finish() }
-        dirty = false
-        return before != (sent, received, eof, finished)
+        if !finished && hasMoreToDo { peerChanged() }
+        return before != (sent, arrived, eof, finished)
     }
 
     private func read() {
@@ -93,7 +108,10 @@ final class SimApp {
         socket.peer?.app?.peerChanged()
         arrived += bytes.count
         if isClient { check(bytes) } else { backendReceive(bytes) }
-        if slowReader && world.random.chance(0.3) { readPausedUntil = world.now + Int64(world.random.int(1...3000)) }
+        if slowReader && world.random.chance(0.3) {
+            readPausedUntil = world.now + Int64(world.random.int(1...3000))
+            world.pausedApps.append(self)
+        }
         if let limit = resetAfterReceived, received >= limit { reset() }
     }
 
@@ -149,8 +167,14 @@ final class SimApp {
     }
 
     private func write() {
-        guard !sendDone, let id else { return }
-        _ = id
+        guard !sendDone, id != nil else { return }
+        // Writing to a connection the other side has closed: the kernel answers with an
+        // RST, and the write fails (EPIPE).
+        if sent < toSend, socket.peer?.closed ?? true {
+            resetByPeer = true
+            finish()
+            return
+        }
         let room = socket.sendRoom
         if sent < toSend && room > 0 {
             var n = min(room, toSend - sent)
@@ -179,7 +203,9 @@ final class SimApp {
     }
 
     private func finish() {
+        guard !finished else { return }
         finished = true
+        world.finishedApps += 1
         if !socket.closed {
             socket.closed = true
             if let peer = socket.peer, !peer.wasReset {

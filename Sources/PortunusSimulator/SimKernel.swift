@@ -136,8 +136,10 @@ final class SimBuffers: RelayBuffers {
     private(set) var heldByWorker: [Bool]
     /// Buffers in the kernel's ring, in the order it will pick them.
     var ring: [UInt16]
-    var memory: [[UInt8]]
-    unowned let world: SimWorld
+    /// All buffers' bytes, buffer `b` at `b * bufferSize`.
+    var memory: [UInt8]
+    // unowned(unsafe): the world owns the kernel and outlives it; no refcounting per call.
+    unowned(unsafe) let world: SimWorld
 
     init(count: Int, bufferSize: Int, world: SimWorld) {
         self.count = count
@@ -145,7 +147,7 @@ final class SimBuffers: RelayBuffers {
         self.world = world
         heldByWorker = [Bool](repeating: false, count: count)
         ring = (0..<count).map { UInt16($0) }
-        memory = [[UInt8]](repeating: [UInt8](repeating: 0, count: bufferSize), count: count)
+        memory = [UInt8](repeating: 0, count: count * bufferSize)
     }
 
     /// The kernel picks a buffer for a recv.
@@ -172,12 +174,14 @@ final class SimBuffers: RelayBuffers {
         ring.append(bufferID)
         // A buffer back in the ring may be overwritten at any time: scribble on it so
         // that a send still reading it would carry garbage the checks see.
-        for i in 0..<memory[Int(bufferID)].count { memory[Int(bufferID)][i] = 0xCC }
+        let start = Int(bufferID) * bufferSize
+        memory.withUnsafeMutableBufferPointer { ($0.baseAddress! + start).update(repeating: 0xCC, count: bufferSize) }
     }
 
     func copy(_ bufferID: UInt16, offset: Int, length: Int, into bytes: PinnedBytes, at destination: Int) {
         if !heldByWorker[Int(bufferID)] { world.fail("copy from buffer \(bufferID), which the worker does not hold") }
-        bytes.store(memory[Int(bufferID)][offset..<(offset + length)], at: destination)
+        let start = Int(bufferID) * bufferSize + offset
+        bytes.store(memory[start..<(start + length)], at: destination)
     }
 }
 
@@ -185,11 +189,12 @@ final class SimBuffers: RelayBuffers {
 /// listeners, a provided buffer ring, a clock, and a ring whose operations complete
 /// when the modelled state allows, with faults injected at random.
 final class SimKernel: WorkerIO {
-    unowned let world: SimWorld
+    unowned(unsafe) let world: SimWorld
     let buffers: SimBuffers
-    var files: [Int32: SimFile] = [:]
+    /// The fd table (index = fd): an array, not a dictionary, as every attempt looks it up.
+    var files = FDTable<SimFile>()
     /// Operations that name each fd and have not completed.
-    var opsOnFD: [Int32: Int] = [:]
+    var opsOnFD = FDTable<Int>()
     private var lowestFree: Int32 = 10
     var prepared: [SimPending] = []
     var pending: [SimPending] = []
@@ -238,7 +243,7 @@ final class SimKernel: WorkerIO {
         }
         for fd in op.fds {
             if files[fd] == nil { world.fail("an operation names fd \(fd), which is not open (\(op))") }
-            opsOnFD[fd, default: 0] += 1
+            opsOnFD[fd] = (opsOnFD[fd] ?? 0) + 1
         }
         prepared.append(p)
     }
@@ -440,12 +445,14 @@ final class SimKernel: WorkerIO {
             var n = min(s.inbound.count, buffers.bufferSize)
             if world.random.chance(f.shortIO) { n = world.random.int(1...n) }
             let bytes = s.inbound.take(n)
-            buffers.memory[Int(bid)].replaceSubrange(0..<n, with: bytes)
+            let start = Int(bid) * buffers.bufferSize
+            buffers.memory.replaceSubrange(start..<(start + n), with: bytes)
             s.peer?.app?.peerChanged()
             return (Int32(n), Completion.bufferFlags(bid), false)
         case let .sendBuffer(fd, bid, offset, length, dontWait):
             if !buffers.heldByWorker[Int(bid)] { world.fail("a send reads buffer \(bid) after it was given back") }
-            return send(fd, dontWait: dontWait, length: length, payload: true) { n in Array(self.buffers.memory[Int(bid)][offset..<(offset + n)]) }
+            let start = Int(bid) * buffers.bufferSize + offset
+            return send(fd, dontWait: dontWait, length: length, payload: true) { n in Array(self.buffers.memory[start..<(start + n)]) }
         case let .sendBytes(fd, bytes, offset, length, dontWait):
             // A linked send from pinned bytes is a PROXY header (linked to its time box);
             // an unlinked one is a spilled tail of payload.
@@ -535,10 +542,11 @@ final class SimKernel: WorkerIO {
 
     /// Posts the completion of `p` and settles its chain and link timeout.
     private func finish(_ p: SimPending, _ result: Int32, flags: UInt32 = 0, keep: Bool = false) {
+        if world.tracing { world.trace("complete slot \(p.userData.slot) gen \(p.userData.generation) kind \(p.userData.kind) \(p.op) -> \(result) flags \(flags)") }
         ready.append(Completion(userData: p.userData, result: result, flags: flags))
         if keep { return }
         p.done = true
-        for fd in p.op.fds { opsOnFD[fd, default: 0] -= 1 }
+        for fd in p.op.fds { opsOnFD[fd] = (opsOnFD[fd] ?? 0) - 1 }
         if let t = p.guardTimeout, !t.done {
             if result == -ECANCELED && world.now >= t.due { finish(t, -ETIME) } else { finish(t, -ECANCELED) }
         }
@@ -553,4 +561,23 @@ final class SimKernel: WorkerIO {
 extension Completion {
     static let moreFlag: UInt32 = 1 << 1
     static func bufferFlags(_ bid: UInt16) -> UInt32 { 1 | UInt32(bid) << 16 }
+}
+
+/// A table indexed by fd (small non-negative integers, reused lowest first).
+struct FDTable<Value> {
+    private var slots: [Value?] = []
+
+    subscript(fd: Int32) -> Value? {
+        get { fd >= 0 && Int(fd) < slots.count ? slots[Int(fd)] : nil }
+        set {
+            guard fd >= 0 else { return }
+            if Int(fd) >= slots.count { slots += [Value?](repeating: nil, count: Int(fd) + 1 - slots.count) }
+            slots[Int(fd)] = newValue
+        }
+    }
+
+    /// Every fd with a value, and the value.
+    var entries: [(Int32, Value)] {
+        slots.enumerated().compactMap { i, v in v.map { (Int32(i), $0) } }
+    }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 @_spi(Simulation) import PortunusEngine
 import PortunusConfig
@@ -35,6 +36,11 @@ final class SimWorld {
     private(set) var failure: String?
     var kernel: SimKernel!
     var apps: [SimApp] = []
+    /// Apps with something to do, apps pausing their reads, and how many have finished.
+    var dirtyApps: [SimApp] = []
+    var pausedApps: [SimApp] = []
+    var finishedApps = 0
+    private var allFinished: Bool { finishedApps == apps.count }
     /// Clients by id, and the backend that served each (once its header arrived).
     var clients: [SimApp] = []
     var backendOf: [Int: SimApp] = [:]
@@ -60,6 +66,10 @@ final class SimWorld {
         random = SimRandom(seed: seed)
         faults = FaultProfile.draw(&random)
     }
+
+    /// PORTUNUS_SIM_TRACE=1 prints every completion and delivery (for replaying a seed).
+    let tracing = getenv("PORTUNUS_SIM_TRACE") != nil
+    func trace(_ line: @autoclosure () -> String) { if tracing { print("t=\(now) \(line())") } }
 
     func fail(_ message: String) {
         if failure == nil { failure = "t=\(now) ms: \(message)" }
@@ -135,12 +145,17 @@ final class SimWorld {
             worker.step()
             checkBuffers()
             if failure != nil { break }
-            if !stopped && (now >= stopAt || (started == count && apps.allSatisfy(\.finished))) {
+            if !stopped && (now >= stopAt || (started == count && allFinished)) {
                 stopped = true
                 kernel.wakeSignalled = true
             }
         }
         if failure == nil { worker.finish() }
+        // The apps read what the worker's last closes left them.
+        for _ in 0..<1000 where apps.contains(where: { app in
+            app.readPausedUntil = 0
+            return !app.finished && app.act()
+        }) {}
         if failure == nil { finalChecks(counters) }
         for app in apps { app.socket.peer = nil }
         return failure
@@ -158,17 +173,31 @@ final class SimWorld {
             startClients()
             var moved = kernel.progress()
             if !kernel.ready.isEmpty { return }
-            for app in apps where !app.finished && (app.dirty || app.readPausedUntil <= now) {
+            let batch = dirtyApps
+            dirtyApps.removeAll(keepingCapacity: true)
+            for app in batch {
+                app.dirty = false
                 if app.act() { moved = true }
             }
-            if moved { continue }
+            if moved || !dirtyApps.isEmpty { continue }
+            // Readers whose pause is over read again.
+            var resumed = false
+            pausedApps.removeAll { app in
+                guard app.readPausedUntil <= now || app.finished else { return false }
+                if !app.finished { app.peerChanged(); resumed = true }
+                return true
+            }
+            if resumed { continue }
             if !stopped && now >= stopAt { return }   // let the driver raise the stop
-            if !stopped && started == clientStart.count && apps.allSatisfy(\.finished) { return }
+            if !stopped && started == clientStart.count && allFinished { return }
             let next = [kernel.nextDue, nextClientStart, nextReadResume, stopped ? .max : stopAt].min()!
             guard next != .max else {
                 // Nothing will ever happen again, yet the worker waits: a lost wake-up.
                 let stuck = apps.filter { !$0.finished }.prefix(3).map { app in
-                    "\(app.isClient ? "client" : "backend") \(app.id.map(String.init) ?? "?") (sent \(app.sent)/\(app.toSend), read \(app.received))"
+                    "\(app.isClient ? "client" : "backend") \(app.id.map(String.init) ?? "?") (sent \(app.sent)/\(app.toSend), read \(app.received), "
+                        + "send room \(app.socket.sendRoom), inbound \(app.socket.inbound.count), eof \(app.eof), peer shut \(app.socket.peerShutWrite), "
+                        + "peer closed \(app.socket.peer?.closed ?? true), peer reset \(app.socket.peer?.wasReset ?? false), "
+                        + "peer inbound \(app.socket.peer?.inbound.count ?? -1), refused \(app.refused), dirty \(app.dirty), paused until \(app.readPausedUntil))"
                 }
                 fail("deadlock: no operation can complete and no event is due; unfinished: \(stuck.joined(separator: ", "))")
                 return
@@ -180,7 +209,7 @@ final class SimWorld {
     private var nextClientStart: Int64 { started < clientStart.count ? clientStart[started] : .max }
 
     private var nextReadResume: Int64 {
-        apps.lazy.filter { !$0.finished && $0.readPausedUntil > self.now }.map(\.readPausedUntil).min() ?? .max
+        pausedApps.lazy.filter { !$0.finished }.map(\.readPausedUntil).min() ?? .max
     }
 
     /// Clients whose time has come connect: the kernel completes the handshake and
@@ -247,6 +276,7 @@ final class SimWorld {
     func delivered(_ bytes: [UInt8], to peer: SimSocket, payload: Bool) {
         peer.inbound.append(bytes)
         peer.app?.peerChanged()
+        trace("deliver \(bytes.count) bytes to \(peer.app.map { $0.isClient ? "client \($0.id ?? -1)" : "backend \($0.id ?? -1)" } ?? "?") payload \(payload)")
         guard payload, let app = peer.app else { return }
         switch app.role {
         case let .client(_, rule): deliveredDown[rule] += UInt64(bytes.count)
@@ -274,7 +304,7 @@ final class SimWorld {
         if kernel.buffers.heldCount != 0 || kernel.buffers.ring.count != kernel.buffers.count {
             fail("after the run \(kernel.buffers.heldCount) buffers are still held, \(kernel.buffers.ring.count) of \(kernel.buffers.count) in the ring")
         }
-        for (fd, file) in kernel.files {
+        for (fd, file) in kernel.files.entries {
             if case .wake = file { continue }
             fail("fd \(fd) left open after the run: \(file)")
         }
@@ -300,7 +330,7 @@ final class SimWorld {
         guard !idleTimeouts else { return }
         for client in clients where client.finished && !client.resetBySelf && !client.resetByPeer && !client.refused {
             let id = client.id!
-            guard let backend = backendOf[id], !backend.resetBySelf, !backend.resetByPeer else { continue }
+            guard let backend = backendOf[id], backend.finished, !backend.resetBySelf, !backend.resetByPeer else { continue }
             if client.received != downloadSizes[id] { fail("client \(id) got \(client.received) of \(downloadSizes[id]) bytes") }
             if backend.received != uploadSizes[id] { fail("the backend of client \(id) got \(backend.received) of \(uploadSizes[id]) bytes") }
         }
