@@ -62,7 +62,6 @@ final class SimApp {
 
     /// Something changed on its connection: run it on the world's next turn.
     func peerChanged() {
-        world.trace("peerChanged \(isClient ? "client" : "backend") \(id ?? -1) dirty \(dirty) finished \(finished)")
         guard !dirty && !finished else { return }
         dirty = true
         world.dirtyApps.append(self)
@@ -81,7 +80,6 @@ final class SimApp {
 
     /// One turn: read what is there (unless paused), write what fits. True if anything moved.
     func act() -> Bool {
-        world.trace("act \(isClient ? "client" : "backend") \(id ?? -1) inbound \(socket.inbound.count) shut \(socket.peerShutWrite)")
         guard !finished else { return false }
         let before = (sent, arrived, eof, finished)
         if socket.wasReset {
@@ -131,7 +129,7 @@ final class SimApp {
         }
         if id == nil {
             guard pending.count >= 8 else { return }
-            guard let client = Payload.id(fromHeader: Array(pending.prefix(8))) else {
+            guard let client = Payload.id(fromHeader: Array(pending.prefix(8))), client < world.clientStart.count else {
                 world.fail("backend on endpoint \(endpoint): the upload starts with bytes of no client: \(Array(pending.prefix(8)))")
                 pending.removeAll()
                 return
