@@ -60,10 +60,10 @@ extension Worker {
 
     /// Ownership of provided buffers: a completion that carries a buffer ID hands that
     /// buffer to this half (the kernel reports one whenever it consumed a buffer, which
-    /// can include EOF and errors). It is held, as `RelayHalf.buffer`, only while its
-    /// bytes are being sent (a send or a POLLOUT wait in flight), and goes back to the
-    /// ring on every other path (`releaseSendSource`): never while the kernel may still
-    /// read it.
+    /// can include EOF and errors). It is held, as `RelayHalf.buffer`, only while a send
+    /// of its bytes is in flight, and goes back to the ring on every other path
+    /// (`releaseSendSource`, or once its tail is spilled): never while the kernel may
+    /// still read it.
     func onRecv(_ slot: Int32, _ direction: Direction, _ c: Completion) {
         guard slab[slot].state == .relaying else {
             if let bid = c.bufferID { recycle(bid) }
