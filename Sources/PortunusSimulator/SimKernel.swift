@@ -17,8 +17,9 @@ final class SimSocket {
     var shutWrite = false
     let address: SocketAddress
     let local: SocketAddress
-    /// Which app owns it (nil: the worker). The app side of a connection.
-    weak var app: SimApp?
+    /// Which app owns it (nil: the worker). The world keeps every app alive for the
+    /// run, so the reference needs no counting.
+    unowned(unsafe) var app: SimApp?
 
     init(serial: Int, capacity: Int, address: SocketAddress, local: SocketAddress) {
         self.serial = serial
@@ -398,7 +399,7 @@ final class SimKernel: WorkerIO {
                 any = true
             }
         }
-        pending.removeAll { $0.done }
+        if any { pending.removeAll { $0.done } }
         return any
     }
 

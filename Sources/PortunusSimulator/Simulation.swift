@@ -2,7 +2,7 @@
 ///
 /// Each seed draws a configuration (1–3 rules, 1–3 targets each, some with a PROXY
 /// header, sometimes an idle timeout), a relay mode, tiny buffer and pipe sizes, a fault
-/// profile, and 20–200 clients with random upload and download sizes, start times,
+/// profile, and 20–160 clients with random upload and download sizes, start times,
 /// reading paces and reset points; then it runs the real `Worker` against a simulated
 /// kernel until every connection has ended and the worker has stopped, checking the
 /// invariants after every step (see README, "Deterministic simulation").
