@@ -168,6 +168,15 @@ enum WorkerLayout {
                 if let bid = completion.bufferID { recycle(bid) }
                 return
             }
+            // Cheap checks that stay on in release builds: a completion the slot did not
+            // count, or an error only our own malformed SQE can cause, is a defect, and
+            // going on would act on a state that no longer matches the kernel's.
+            precondition(slab[slot].inFlight > 0,
+                         "completion \(kind) (\(direction)) for slot \(slot) in state \(slab[slot].state) with no operation in flight")
+            if Self.isOwnSQEError(kind, completion.result) {
+                preconditionFailure("\(kind) (\(direction)) for slot \(slot) in state \(slab[slot].state) failed with "
+                    + "\(SystemError("io_uring", result: completion.result)): the engine submitted a malformed operation")
+            }
             slab[slot].inFlight -= 1
             switch kind {
             case .connect: onConnect(slot, completion.result)
@@ -181,6 +190,18 @@ enum WorkerLayout {
             case .writable: onWritable(slot, direction, completion.result)
             default: preconditionFailure("unexpected operation kind \(kind)")
             }
+        }
+    }
+
+    /// EBADF, EFAULT and EINVAL on an operation that names a connection's own sockets,
+    /// pipes or pinned memory can only mean the SQE itself was wrong (a closed fd, a
+    /// bad pointer or flag). Cancels (which may name an fd already closed on stop) and
+    /// timeouts are not such operations.
+    static func isOwnSQEError(_ kind: OperationKind, _ result: Int32) -> Bool {
+        guard result == -EBADF || result == -EFAULT || result == -EINVAL else { return false }
+        switch kind {
+        case .connect, .prelude, .recv, .send, .spliceIn, .spliceOut, .poll, .readable, .writable: return true
+        default: return false
         }
     }
 
