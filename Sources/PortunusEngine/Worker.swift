@@ -58,7 +58,7 @@ enum WorkerLayout {
     /// Per slot and direction, `bufferSize` bytes for the unsent tail of a send that
     /// stalled while buffers were scarce (reserved; memory only where written).
     let spill: PinnedBytes
-    /// Provided buffers kept by halves waiting for POLLOUT; held under half the io.
+    /// Provided buffers kept by sends waiting in the kernel for room; held under half the ring.
     var buffersHeldWaiting = 0
     let acceptRetryDelay = PinnedTimeout(milliseconds: 100)
     /// The idle sweep's period (nil: no rule has an idle timeout), and the coarse clock
@@ -164,7 +164,7 @@ enum WorkerLayout {
             guard let slot = slab.resolve(completion.userData) else {
                 // A completion for a previous occupant of the slot. Cannot happen while
                 // slots are freed only at zero in-flight, but a buffer it carries must
-                // still go back to the io.
+                // still go back to the ring.
                 if let bid = completion.bufferID { recycle(bid) }
                 return
             }
