@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 //
 // portunus-uring: an io_uring TCP/UDP port forwarder.
-// Dependency arrows are one-way (see ../shared/STYLE.md):
+// Dependency arrows are one-way (README, "How it is built"):
 //   portunus-uring (executable) -> PortunusEngine -> PortunusRing -> CLiburing
 //   PortunusEngine -> PortunusConfig, PortunusProxyProtocol
 //   PortunusConfig and PortunusProxyProtocol depend on nothing of ours.
