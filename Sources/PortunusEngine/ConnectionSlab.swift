@@ -36,7 +36,7 @@ final class ConnectionSlab {
         }
         records[Int(slot)] = Connection()
         records[Int(slot)].generation = generation
-        records[Int(slot)].state = .connecting
+        records[Int(slot)].state = .accepted
         inUse += 1
         return slot
     }

@@ -5,15 +5,16 @@ import PortunusRing
 /// sockets is cancelled first and the fds are closed only when the last completion
 /// is in (IO_URING_NOTES.md).
 extension Worker {
+    /// Ends the connection now; `reset`: with RST.
+    @inline(__always)
     func close(_ slot: Int32, reset: Bool) {
-        if slab[slot].state == .closing {
-            if reset { slab[slot].reset = true }
-            return
-        }
-        slab[slot].state = .closing
-        slab[slot].reset = reset
+        connectionEvent(slot, .close(reset: reset))
+    }
+
+    /// The machine entered `closing`: cancel what is in flight, or release at once.
+    func beginClose(_ slot: Int32) {
         if slab[slot].inFlight == 0 {
-            release(slot)
+            connectionEvent(slot, .settled)
             return
         }
         cancelAll(slot, slab[slot].client)
@@ -26,21 +27,22 @@ extension Worker {
         slab[slot].inFlight += 1
     }
 
+    /// After each completion of a closing connection: the last one settles it.
     @inline(__always)
-    func finishIfIdle(_ slot: Int32) {
-        if slab[slot].state == .closing && slab[slot].inFlight == 0 { release(slot) }
+    func settleIfDone(_ slot: Int32) {
+        if slab[slot].inFlight == 0 && slab[slot].isClosing { connectionEvent(slot, .settled) }
     }
 
     /// Closes the sockets, keeps provably empty pipes for the next connection, frees the
     /// slot. Runs only when no operation of the slot is in flight, so the kernel holds no
     /// reference to its sockets, pipes, buffers or prelude bytes any more.
-    private func release(_ slot: Int32) {
+    func release(_ slot: Int32, reset: Bool) {
         precondition(slab[slot].inFlight == 0, "released a slot with operations in flight")
         givePipeBack(slot, .up)
         givePipeBack(slot, .down)
         let connection = slab[slot]
-        closeSocket(connection.client, reset: connection.reset)
-        closeSocket(connection.upstream, reset: connection.reset)
+        closeSocket(connection.client, reset: reset)
+        closeSocket(connection.upstream, reset: reset)
         counters.add(.connectionsActive, rule: Int(connection.rule), 0 &- 1)
         slab.release(slot)
     }

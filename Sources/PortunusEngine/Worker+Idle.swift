@@ -29,8 +29,7 @@ extension Worker {
             counters.add(.idleClosed, rule: rule, 1)
             // A half still holding bytes for a peer that stopped reading is cut (RST):
             // a FIN would claim a clean end the peer never got.
-            let stalled = slab[slot].up.phase == .awaitingWritable || slab[slot].down.phase == .awaitingWritable
-            close(slot, reset: stalled)
+            close(slot, reset: slab[slot].up.holdsUndeliveredBytes || slab[slot].down.holdsUndeliveredBytes)
         }
         armIdleSweep()
     }

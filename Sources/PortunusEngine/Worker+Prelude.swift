@@ -9,7 +9,7 @@ import PortunusRing
 /// target is tried. The header's bytes are not payload and are not counted as such.
 extension Worker {
     /// Encodes the header for the slot's client and starts the time-boxed send.
-    func sendPrelude(_ slot: Int32) {
+    func sendPrelude(_ slot: Int32, _ endpoint: Int32) {
         let client = slab[slot].client
         // Source: the client. Destination: the address and port the client connected
         // to on this host, which may be any of its addresses.
@@ -18,10 +18,10 @@ extension Worker {
             close(slot, reset: true)
             return
         }
-        let version = setup.plan.endpointPrelude[Int(slab[slot].endpoint)]!
+        let version = setup.plan.endpointPrelude[Int(endpoint)]!
         // Ownership: the bytes at slot × stride belong to this slot alone, and are written
         // only here, when no prelude send of the slot is in flight (the first attempt,
-        // or a retry from the previous send's completion); the kernel reads them until
+        // or a retry after the previous send's completion); the kernel reads them until
         // that send completes, and the slot cannot be reused before then.
         let encoded = preludes.withMutableBytes(offset: Int(slot) * WorkerLayout.preludeStride, length: WorkerLayout.preludeStride) { buffer in
             ProxyHeader.encode(version, source: Self.proxyAddress(peer), destination: Self.proxyAddress(local), into: buffer)
@@ -29,7 +29,6 @@ extension Worker {
         switch encoded {
         case let .success(length):
             slab[slot].preludeLength = Int32(length)
-            slab[slot].state = .sendingPrelude
             io.reserve(2)
             io.prepareSend(fd: slab[slot].upstream, from: preludes, offset: Int(slot) * WorkerLayout.preludeStride, length: length,
                            userData: userData(slot, .prelude), dontWait: false, options: .link)
@@ -44,10 +43,9 @@ extension Worker {
     }
 
     func onPreludeSent(_ slot: Int32, _ result: Int32) {
-        guard slab[slot].state == .sendingPrelude else { finishIfIdle(slot); return }
         let length = slab[slot].preludeLength
         if result == length {
-            established(slot)
+            connectionEvent(slot, .preludeSent)
             return
         }
         let timeoutMs = setup.settings.preludeTimeoutMs
@@ -56,12 +54,7 @@ extension Worker {
         case ..<0: SystemError("send PROXY header", result: result)
         default: SystemError("send PROXY header (short write, \(result) of \(length) bytes)", errno: EIO)
         }
-        counters.add(.preludeFailures, rule: Int(slab[slot].rule), 1)
-        // The upstream may hold part of a header: reset it rather than let it parse one.
-        io.closeWithReset(slab[slot].upstream)
-        slab[slot].upstream = -1
-        slab[slot].state = .connecting
-        dialFailed(slot, error)
+        attemptFailed(slot, error, inPrelude: true)
     }
 
     /// The codec's address type from a socket address, without allocating.

@@ -180,7 +180,9 @@ enum WorkerLayout {
             slab[slot].inFlight -= 1
             switch kind {
             case .connect: onConnect(slot, completion.result)
-            case .connectTimeout, .preludeTimeout, .cancel, .poll: finishIfIdle(slot)
+            // Timeouts, cancels and the poll ahead of a linked splice report nothing the
+            // machines act on: the operation they guard reports for them.
+            case .connectTimeout, .preludeTimeout, .cancel, .poll: break
             case .prelude: onPreludeSent(slot, completion.result)
             case .recv: onRecv(slot, direction, completion)
             case .send: onSend(slot, direction, completion.result)
@@ -190,6 +192,7 @@ enum WorkerLayout {
             case .writable: onWritable(slot, direction, completion.result)
             default: preconditionFailure("unexpected operation kind \(kind)")
             }
+            settleIfDone(slot)
         }
     }
 
@@ -268,10 +271,9 @@ enum WorkerLayout {
         slab[slot].client = fd
         slab[slot].listener = Int32(planListener)
         slab[slot].rule = Int32(rule)
-        slab[slot].endpoint = Int32(setup.plan.listeners[planListener].endpoints.lowerBound)
         counters.add(.connectionsTotal, rule: rule, 1)
         counters.add(.connectionsActive, rule: rule, 1)
-        dial(slot)
+        connectionEvent(slot, .start)
     }
 
     // MARK: stop and drain

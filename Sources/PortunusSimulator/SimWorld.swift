@@ -128,7 +128,7 @@ final class SimWorld {
         do { worker = try Worker(setup, io: kernel, drainMs: random.int(0...2000)) } catch { return "worker: \(error)" }
 
         let count = random.int(20...160)
-        for id in 0..<count {
+        for _ in 0..<count {
             uploadSizes.append(random.int(8...4096))
             downloadSizes.append(random.chance(0.1) ? 0 : random.int(1...8192))
             clientStart.append(Int64(random.int(0...3000)))
