@@ -49,6 +49,11 @@ import Testing
         #expect(slab.records.residentPages() == 1, "three records in use touch one page")
     }
 
+    /// The README's memory formula counts 120 bytes per connection record.
+    @Test func aConnectionRecordFitsItsStatedSize() {
+        #expect(MemoryLayout<Connection>.stride == 120)
+    }
+
     @Test func operationKindsRoundTripWithDirection() {
         for kind in [OperationKind.recv, .send, .poll, .spliceIn, .spliceOut] {
             for direction in [Direction.up, .down] {
