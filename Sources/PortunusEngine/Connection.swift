@@ -20,7 +20,7 @@ struct Connection {
     enum State: Equatable {
         /// In the slab's free list.
         case free
-        /// Taken by a client the worker just accepted; nothing submitted yet.
+        /// Taken by a client the worker just accepted; `start` follows at once.
         case accepted
         /// A connect to plan endpoint `endpoint` (with its link timeout) is in flight.
         case dialling(endpoint: Int32)
@@ -129,8 +129,7 @@ struct Connection {
             guard otherEnded else { return .shutdownWrite(direction) }
             state = .closing(reset: false)
             return .beginClose
-        case let (.accepted, .close(reset)), let (.dialling, .close(reset)), let (.sendingPrelude, .close(reset)),
-             let (.relaying, .close(reset)):
+        case let (.dialling, .close(reset)), let (.sendingPrelude, .close(reset)), let (.relaying, .close(reset)):
             state = .closing(reset: reset)
             return .beginClose
         case let (.closing(wasReset), .close(reset)):

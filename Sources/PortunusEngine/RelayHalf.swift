@@ -45,6 +45,25 @@ struct RelayHalf {
         case finished
         /// The connection is closing and this half has nothing in flight any more.
         case stopped
+
+        /// Whether `event` is one that what this state waits for can report: the
+        /// completion of its operation in flight, or (with nothing in flight) its own
+        /// wake-up. Checked while closing too, where a mismatched event would otherwise
+        /// hide the bugs the table catches.
+        func awaits(_ event: Event) -> Bool {
+            switch (self, event) {
+            case (.idle, .start), (.parked, .bufferReturned), (.takingPipe, .pipe), (.takingPipe, .noPipe),
+                 (.receiving, .received), (.receiving, .endOfStream), (.receiving, .noBuffer), (.receiving, .failed),
+                 (.sending, .sent), (.sending, .sendWouldBlock), (.sending, .failed),
+                 (.awaitingReadable, .readable), (.awaitingReadable, .failed),
+                 (.splicingIn, .splicedIn), (.splicingIn, .endOfStream), (.splicingIn, .spliceInWouldBlock), (.splicingIn, .failed),
+                 (.splicingOut, .splicedOut), (.splicingOut, .failed),
+                 (.awaitingWritable, .writable), (.awaitingWritable, .failed):
+                true
+            default:
+                false
+            }
+        }
     }
 
     /// How the half moves bytes now. Part of the state: `auto` halves move between the two.
@@ -74,6 +93,9 @@ struct RelayHalf {
         /// The send in flight waits in the kernel for room while keeping its provided
         /// buffer, counted in the worker's ``Worker/buffersHeldWaiting``.
         var holdsBuffer: Bool
+
+        /// The send in flight waits for room (it is not the first, non-blocking one).
+        var waitsForRoom: Bool { holdsBuffer || source == .spill }
     }
 
     var state: State = .idle
@@ -217,7 +239,13 @@ struct RelayHalf {
         case let (.sending(send), .sent(bytes)):
             return sent(send, bytes: bytes, context)
         case let (.sending(send), .sendWouldBlock):
-            return sent(send, bytes: 0, context)
+            guard send.waitsForRoom else { return sent(send, bytes: 0, context) }
+            // Only the first send does not wait: io_uring retries a waiting send on
+            // POLLOUT itself. A kernel that answers EAGAIN anyway would have the half
+            // re-send in a loop; the connection is reset instead.
+            var step = settle(event)
+            step.operation = .reset
+            return step
 
         // Splice path.
         case (.awaitingReadable, .readable):
@@ -242,8 +270,7 @@ struct RelayHalf {
             return Step(.spliceOut)
 
         // Errors: the connection resets; what the operation held is settled first.
-        case (.sending, .failed), (.receiving, .failed), (.awaitingReadable, .failed), (.splicingIn, .failed),
-             (.splicingOut, .failed), (.awaitingWritable, .failed):
+        case (_, .failed) where state.awaits(event):
             var step = settle(event)
             step.operation = .reset
             return step
@@ -256,14 +283,13 @@ struct RelayHalf {
     /// The connection is closing (or this half failed): nothing more is submitted; the
     /// buffer or spill space the finished operation held is handed back.
     private mutating func settle(_ event: Event) -> Step {
+        precondition(state.awaits(event), "relay half in state \(state) got event \(event) while closing")
         var step = Step(.none)
         switch (state, event) {
         case let (.sending(send), _):
             step = release(send)
-        case let (_, .received(_, buffer)):
+        case let (.receiving, .received(_, buffer)):
             step = Step(.none, effects: .releaseBuffer, buffer: buffer)
-        case (.idle, _), (.parked, _), (.takingPipe, _), (.finished, _), (.stopped, _):
-            preconditionFailure("relay half in state \(state) got event \(event) with nothing in flight")
         default:
             break
         }

@@ -82,6 +82,11 @@ import Testing
             var c = ConnectionMachineTests.accepted()
             _ = c.handle(.preludeSent, try ConnectionMachineTests.plan())
         }
+        // A slot is never closed before its first dial: that row does not exist.
+        await #expect(processExitsWith: .failure) {
+            var c = ConnectionMachineTests.accepted()
+            _ = c.handle(.close(reset: true), try ConnectionMachineTests.plan())
+        }
         // Settling with an operation still in flight would free a slot the kernel uses.
         await #expect(processExitsWith: .failure) {
             var c = ConnectionMachineTests.accepted()

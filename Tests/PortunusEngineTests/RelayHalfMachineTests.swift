@@ -66,6 +66,16 @@ import Testing
         #expect(half.handle(.sent(bytes: 180), Self.context()) == Half.Step(.recv(pollFirst: true), effects: .discardSpill))
     }
 
+    /// Only the first send may find no room: a waiting send that does is reset, not re-sent in a loop.
+    @Test func aWaitingSendThatWouldBlockResets() {
+        var half = Self.receiving()
+        _ = half.handle(.received(bytes: 300, buffer: 2), Self.context())
+        #expect(half.handle(.sendWouldBlock, Self.context()) == Half.Step(.send(dontWait: false), effects: .holdBuffer))
+        #expect(half.handle(.sendWouldBlock, Self.context(held: 1))
+            == Half.Step(.reset, effects: [.unholdBuffer, .releaseBuffer], buffer: 2))
+        #expect(half.state == .stopped)
+    }
+
     @Test func noBufferRetriesOrParks() {
         var half = Self.receiving()
         #expect(half.handle(.noBuffer(ringHasFree: true), Self.context()) == Half.Step(.recv(pollFirst: false)))
@@ -163,6 +173,13 @@ import Testing
         await #expect(processExitsWith: .failure) {
             var half = RelayHalf()
             _ = half.handle(.endOfStream, RelayHalfMachineTests.context(closing: true))
+        }
+        // While closing too, only what the operation in flight can report is accepted:
+        // a recv's buffer arriving for a half that is sending would be a leak.
+        await #expect(processExitsWith: .failure) {
+            var half = RelayHalfMachineTests.receiving()
+            _ = half.handle(.received(bytes: 300, buffer: 2), RelayHalfMachineTests.context())
+            _ = half.handle(.received(bytes: 10, buffer: 3), RelayHalfMachineTests.context(closing: true))
         }
     }
 }
