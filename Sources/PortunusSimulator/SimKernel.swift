@@ -109,9 +109,12 @@ final class SimPending {
     var next: SimPending?
     /// Waiting for the previous member of its chain.
     var blocked = false
-    /// A link timeout guarding this op, or the op a link timeout guards.
+    /// A link timeout guarding this op, or the op a link timeout guards. Weak one way,
+    /// or each pair would keep the other alive after both completed (a leak of every
+    /// linked chain: 38 KB a seed, which a million seeds turn into an OOM kill). The
+    /// guarded op stays in `pending` for as long as its timeout can fire.
     var guardTimeout: SimPending?
-    var guarded: SimPending?
+    weak var guarded: SimPending?
     /// When a timer fires, or when an op handed to an io-wq thread runs.
     var due: Int64 = .max
     /// Connect outcome decided when it starts.
