@@ -72,8 +72,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Blocking-socket helpers, echo servers and process runners shared by the tests.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // Blocking-socket helpers, echo servers and process runners shared by the tests
+        // (and the simulator's seeded generator, so there is one).
+        .target(name: "TestSupport", dependencies: ["PortunusSimulator"], path: "Tests/TestSupport"),
         .testTarget(name: "PortunusRingTests", dependencies: ["PortunusRing"]),
         .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig"]),
         .testTarget(name: "PortunusProxyProtocolTests", dependencies: ["PortunusProxyProtocol"]),

@@ -24,9 +24,12 @@ struct ByteQueue {
     mutating func removeAll() { storage.removeAll(); head = 0 }
 }
 
-/// Deterministic pseudo-random numbers (xorshift64*), so a seed replays exactly.
-public struct SimRandom {
+/// Deterministic pseudo-random numbers (xorshift64*), so a seed replays exactly; the
+/// tests use it too (`SeededRandom` in TestSupport).
+public struct SimRandom: Sendable {
     private var state: UInt64
+    /// Nearby seeds (1, 2, 3...) give unrelated sequences: the seed is mixed first
+    /// (splitmix64's finaliser), and the state is never zero.
     public init(seed: UInt64) {
         var z = seed &+ 0x9E37_79B9_7F4A_7C15
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

@@ -1,4 +1,5 @@
 import Foundation
+import PortunusSimulator
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -75,25 +76,13 @@ extension TestSocket {
     }
 }
 
-/// Deterministic pseudo-random numbers for a test that must replay from its seed.
-public struct SeededRandom: Sendable {
-    private var state: UInt64
-    /// Nearby seeds (1, 2, 3...) give unrelated sequences: the seed is mixed first
-    /// (splitmix64's finaliser), and the state is never zero.
-    public init(seed: UInt64) {
-        var z = seed &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        state = (z ^ (z >> 31)) | 1
-    }
-    public mutating func next() -> UInt64 {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        return state
-    }
+/// Deterministic pseudo-random numbers for a test that must replay from its seed: the
+/// simulator's generator (one implementation for the simulator and the tests).
+public typealias SeededRandom = SimRandom
+
+extension SimRandom {
     /// A number in `range`.
-    public mutating func next(in range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.count))
-    }
+    public mutating func next(in range: ClosedRange<Int>) -> Int { int(range) }
 }
 
 /// What a process's pipes hold right now: for each distinct pipe among its fds, the
