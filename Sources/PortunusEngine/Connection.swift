@@ -52,8 +52,8 @@ struct Connection {
 
     enum Operation: Equatable {
         case none
-        /// Open a socket and connect it to plan endpoint `endpoint`; `retry`: after a failed attempt.
-        case dial(endpoint: Int32, retry: Bool)
+        /// Open a socket and connect it to plan endpoint `endpoint`.
+        case dial(endpoint: Int32)
         case sendPrelude(endpoint: Int32)
         case startRelay
         /// Pass one half's EOF on: shutdown(SHUT_WR) of its destination.
@@ -102,7 +102,7 @@ struct Connection {
         case (.accepted, .start):
             let first = Int32(plan.listeners[Int(listener)].endpoints.lowerBound)
             state = .dialling(endpoint: first)
-            return .dial(endpoint: first, retry: false)
+            return .dial(endpoint: first)
         case let (.dialling(endpoint), .connected):
             guard plan.endpointPrelude[Int(endpoint)] != nil else {
                 state = .relaying
@@ -118,7 +118,7 @@ struct Connection {
             let next = endpoint + 1
             if next < Int32(plan.listeners[Int(listener)].endpoints.upperBound) {
                 state = .dialling(endpoint: next)
-                return .dial(endpoint: next, retry: true)
+                return .dial(endpoint: next)
             }
             state = .closing(reset: false)
             return .giveUp

@@ -18,7 +18,7 @@ extension Worker {
     private func perform(_ operation: Connection.Operation, _ slot: Int32) {
         switch operation {
         case .none: break
-        case let .dial(endpoint, _): dial(slot, endpoint)
+        case let .dial(endpoint): dial(slot, endpoint)
         case let .sendPrelude(endpoint): sendPrelude(slot, endpoint)
         case .startRelay: startRelay(slot)
         case let .shutdownWrite(direction): io.shutdownWrite(destination(slot, direction))

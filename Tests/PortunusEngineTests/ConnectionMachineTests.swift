@@ -26,12 +26,12 @@ import Testing
     @Test func dialsEachTargetOnceInOrderThenGivesUp() throws {
         let plan = try Self.plan()
         var c = Self.accepted()
-        #expect(c.handle(.start, plan) == .dial(endpoint: 0, retry: false))
-        #expect(c.handle(.attemptFailed, plan) == .dial(endpoint: 1, retry: true))
+        #expect(c.handle(.start, plan) == .dial(endpoint: 0))
+        #expect(c.handle(.attemptFailed, plan) == .dial(endpoint: 1))
         #expect(c.state == .dialling(endpoint: 1))
         // The second target takes a PROXY header: a failed header is a failed attempt.
         #expect(c.handle(.connected, plan) == .sendPrelude(endpoint: 1))
-        #expect(c.handle(.attemptFailed, plan) == .dial(endpoint: 2, retry: true))
+        #expect(c.handle(.attemptFailed, plan) == .dial(endpoint: 2))
         #expect(c.handle(.attemptFailed, plan) == .giveUp)
         #expect(c.state == .closing(reset: false))
     }
