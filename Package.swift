@@ -3,7 +3,7 @@
 // portunus-uring: an io_uring TCP/UDP port forwarder.
 // Dependency arrows are one-way (README, "How it is built"):
 //   portunus-uring (executable) -> PortunusEngine -> PortunusRing -> CLiburing
-//   PortunusEngine -> PortunusConfig, PortunusProxyProtocol
+//   PortunusEngine -> PortunusConfig, PortunusProxyProtocol, PortunusResolver -> CCares
 //   PortunusConfig and PortunusProxyProtocol depend on nothing of ours.
 //   PortunusSimulator (tests and portunus-sim only) -> PortunusEngine through its
 //   Simulation SPI: the worker driven against a simulated kernel.
@@ -33,6 +33,20 @@ let package = Package(
             pkgConfig: "liburing",
             providers: [.apt(["liburing-dev"])]
         ),
+        // c-ares from Debian's libc-ares-dev; shim.h re-exports its function-like macros.
+        .systemLibrary(
+            name: "CCares",
+            path: "CCares",
+            pkgConfig: "libcares",
+            providers: [.apt(["libc-ares-dev"])]
+        ),
+        // DNS for DNS-named targets: a thread of its own running c-ares, a cache with the
+        // TTL, stale and negative rules, answers posted to each worker. The only Swift
+        // code that imports CCares; knows nothing of io_uring.
+        .target(
+            name: "PortunusResolver",
+            dependencies: ["CCares", .product(name: "Logging", package: "swift-log")]
+        ),
         // The only Swift code that imports CLiburing.
         .target(name: "PortunusRing", dependencies: ["CLiburing"]),
         // TOML -> validated, immutable, typed model. Knows nothing of io_uring.
@@ -46,7 +60,7 @@ let package = Package(
         .target(
             name: "PortunusEngine",
             dependencies: [
-                "PortunusRing", "PortunusConfig", "PortunusProxyProtocol",
+                "PortunusRing", "PortunusConfig", "PortunusProxyProtocol", "PortunusResolver",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -67,7 +81,7 @@ let package = Package(
         .executableTarget(
             name: "portunus-uring",
             dependencies: [
-                "PortunusEngine", "PortunusConfig",
+                "PortunusEngine", "PortunusConfig", "PortunusResolver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -78,6 +92,7 @@ let package = Package(
         .testTarget(name: "PortunusRingTests", dependencies: ["PortunusRing"]),
         .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig"]),
         .testTarget(name: "PortunusProxyProtocolTests", dependencies: ["PortunusProxyProtocol"]),
+        .testTarget(name: "PortunusResolverTests", dependencies: ["PortunusResolver", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PortunusSimulatorTests", dependencies: ["PortunusSimulator", "TestSupport"]),
         .testTarget(
             name: "PortunusEngineTests",

@@ -6,15 +6,20 @@
 ///
 /// The machine: ``handle(_:_:)`` takes an event and returns the one operation the worker
 /// carries out; it does no I/O. Its two halves are machines of their own
-/// (``RelayHalf``); this one covers dialling, the PROXY header, the relay as a whole
-/// and the close.
+/// (``RelayHalf``); this one covers resolving and dialling the targets, the PROXY
+/// header, the relay as a whole and the close.
+///
+/// Targets are tried in the order the connection saw their health when it arrived:
+/// the Healthy ones in priority order, then the Failed ones. A DNS-named target is
+/// resolved first (from the worker's cache, or waiting for the resolver), then each of
+/// its addresses is dialled in turn; an IP target has one address.
 ///
 /// ```
-///  accepted ─start─▶ dialling(e) ─connected─▶ sendingPrelude(e) ─preludeSent─▶ relaying ─halfEnded (both)─▶ closing
-///                     ▲   │   └───connected (no header)───────────────────────────▲                         │
-///                     └───┴─attemptFailed (next target) ◀─ attemptFailed ─┘                                settled
-///                          attemptFailed (no target left) ─▶ closing                                          ▼
-///  any live state ─close(reset)─▶ closing(reset)                                                  release (slot freed)
+///  accepted ─start─▶ resolving(e) ─resolved─▶ dialling(e, a) ─connected─▶ sendingPrelude(e, a) ─preludeSent─▶ relaying
+///       └──(IP target)───────────────────────▲  ▲   │   └──connected (no header)─────────────────────────────▲      │
+///                                             │  └───┴─attemptFailed(nextAddress) (a + 1) ◀──────────┘        halfEnded
+///       resolving/dialling/sendingPrelude ─attemptFailed─▶ next target (resolving or dialling) │ none left ─▶ closing ◀─┘
+///  any live state ─close(reset)─▶ closing(reset) ─settled─▶ release (slot freed)
 /// ```
 struct Connection {
     enum State: Equatable {
@@ -22,10 +27,15 @@ struct Connection {
         case free
         /// Taken by a client the worker just accepted; `start` follows at once.
         case accepted
-        /// A connect to plan endpoint `endpoint` (with its link timeout) is in flight.
-        case dialling(endpoint: Int32)
-        /// Connected to `endpoint`; the PROXY header's send (with its link timeout) is in flight.
-        case sendingPrelude(endpoint: Int32)
+        /// Waiting for the resolver's answer for plan endpoint `endpoint`'s name, with a
+        /// timer of the connect timeout's length; the worker decides from its cache
+        /// whether it waits at all.
+        case resolving(endpoint: Int32)
+        /// A connect to address `address` of plan endpoint `endpoint` (with its link
+        /// timeout) is in flight.
+        case dialling(endpoint: Int32, address: Int32)
+        /// Connected; the PROXY header's send (with its link timeout) is in flight.
+        case sendingPrelude(endpoint: Int32, address: Int32)
         /// Both halves relay (see ``RelayHalf``).
         case relaying
         /// Cancels issued; waiting for the operations in flight to end. `reset`: the
@@ -34,13 +44,17 @@ struct Connection {
     }
 
     enum Event {
-        /// Dial the listener's first target.
-        case start
+        /// Try the listener's targets; bit i of `failedTargets`: the listener's i-th target
+        /// (the first 64) is Failed, so it is tried after the Healthy ones.
+        case start(failedTargets: UInt64)
+        /// The name being resolved has an address to dial (fresh, or stale and counted).
+        case resolved
         case connected
         case preludeSent
-        /// The attempt on the current target failed (socket, connect, timeout, or its
-        /// PROXY header).
-        case attemptFailed
+        /// The attempt failed: the name did not resolve, or the socket, connect, its
+        /// timeout or the PROXY header failed. `nextAddress`: the target has another
+        /// address after this one (the next target is tried only after the last).
+        case attemptFailed(nextAddress: Bool)
         /// One half passed its EOF on; `otherEnded`: the other had already.
         case halfEnded(Direction, otherEnded: Bool)
         /// End the connection now (an error, the idle timeout, the drain budget, a
@@ -52,8 +66,10 @@ struct Connection {
 
     enum Operation: Equatable {
         case none
-        /// Open a socket and connect it to plan endpoint `endpoint`.
-        case dial(endpoint: Int32)
+        /// Find addresses for plan endpoint `endpoint`'s name: from the cache, or wait.
+        case resolve(endpoint: Int32)
+        /// Open a socket and connect it to address `address` of plan endpoint `endpoint`.
+        case dial(endpoint: Int32, address: Int32)
         case sendPrelude(endpoint: Int32)
         case startRelay
         /// Pass one half's EOF on: shutdown(SHUT_WR) of its destination.
@@ -66,8 +82,13 @@ struct Connection {
         case release(reset: Bool)
     }
 
+    // Field order keeps the record at 136 bytes (no padding between the groups).
     var generation: UInt32 = 0
     var state: State = .free
+    /// Resolve timers cancelled whose completion has not arrived: the next that many
+    /// timer completions are theirs, not the live timer's (at most one per named target
+    /// of the rule).
+    var cancelledTimers: UInt16 = 0
     var client: Int32 = -1
     var upstream: Int32 = -1
     /// Listener index in the plan, and its rule.
@@ -77,8 +98,15 @@ struct Connection {
     var preludeLength: Int32 = 0
     /// SQEs submitted whose completion has not arrived yet.
     var inFlight: Int32 = 0
+    /// Bit i: the listener's i-th target was Failed when the connection arrived.
+    var failedTargets: UInt64 = 0
     /// When a byte last moved either way (the worker's coarse clock, ms), for the idle timeout.
     var lastActiveMs: Int64 = 0
+    /// While waiting for a name: the name's index, and the neighbours in the worker's
+    /// list of connections waiting for it (-1: none). -1 when not waiting.
+    var waitingName: Int32 = -1
+    var waitPrevious: Int32 = -1
+    var waitNext: Int32 = -1
     /// Next free slot when free.
     var nextFree: Int32 = -1
     var up = RelayHalf()
@@ -99,29 +127,31 @@ struct Connection {
     /// (which targets the listener has, and which of them take a PROXY header).
     mutating func handle(_ event: Event, _ plan: ForwardingPlan) -> Operation {
         switch (state, event) {
-        case (.accepted, .start):
-            let first = Int32(plan.listeners[Int(listener)].endpoints.lowerBound)
-            state = .dialling(endpoint: first)
-            return .dial(endpoint: first)
-        case let (.dialling(endpoint), .connected):
+        case let (.accepted, .start(failed)):
+            failedTargets = failed
+            return tryTarget(nextTarget(after: nil, plan), plan)
+        case let (.resolving(endpoint), .resolved):
+            state = .dialling(endpoint: endpoint, address: 0)
+            return .dial(endpoint: endpoint, address: 0)
+        case let (.dialling(endpoint, address), .connected):
             guard plan.endpointPrelude[Int(endpoint)] != nil else {
                 state = .relaying
                 return .startRelay
             }
-            state = .sendingPrelude(endpoint: endpoint)
+            state = .sendingPrelude(endpoint: endpoint, address: address)
             return .sendPrelude(endpoint: endpoint)
         case (.sendingPrelude, .preludeSent):
             state = .relaying
             return .startRelay
-        case let (.dialling(endpoint), .attemptFailed), let (.sendingPrelude(endpoint), .attemptFailed):
-            // Targets are tried once each, in priority order.
-            let next = endpoint + 1
-            if next < Int32(plan.listeners[Int(listener)].endpoints.upperBound) {
-                state = .dialling(endpoint: next)
-                return .dial(endpoint: next)
+        case let (.dialling(endpoint, address), .attemptFailed(nextAddress)),
+             let (.sendingPrelude(endpoint, address), .attemptFailed(nextAddress)):
+            if nextAddress {
+                state = .dialling(endpoint: endpoint, address: address + 1)
+                return .dial(endpoint: endpoint, address: address + 1)
             }
-            state = .closing(reset: false)
-            return .giveUp
+            return tryTarget(nextTarget(after: endpoint, plan), plan)
+        case let (.resolving(endpoint), .attemptFailed):
+            return tryTarget(nextTarget(after: endpoint, plan), plan)
         case let (.relaying, .halfEnded(direction, otherEnded)):
             // When the other half has ended too, close() sends the FIN itself (both
             // receive queues are drained, so it is a FIN, not an RST) and the shutdown
@@ -129,7 +159,8 @@ struct Connection {
             guard otherEnded else { return .shutdownWrite(direction) }
             state = .closing(reset: false)
             return .beginClose
-        case let (.dialling, .close(reset)), let (.sendingPrelude, .close(reset)), let (.relaying, .close(reset)):
+        case let (.resolving, .close(reset)), let (.dialling, .close(reset)), let (.sendingPrelude, .close(reset)),
+             let (.relaying, .close(reset)):
             state = .closing(reset: reset)
             return .beginClose
         case let (.closing(wasReset), .close(reset)):
@@ -145,5 +176,43 @@ struct Connection {
         default:
             preconditionFailure("connection in state \(state) got event \(event)")
         }
+    }
+
+    /// Starts on `endpoint`: resolve its name first, or dial its address; with no
+    /// target left, give up.
+    private mutating func tryTarget(_ endpoint: Int32?, _ plan: ForwardingPlan) -> Operation {
+        guard let endpoint else {
+            state = .closing(reset: false)
+            return .giveUp
+        }
+        if plan.endpointName[Int(endpoint)] >= 0 {
+            state = .resolving(endpoint: endpoint)
+            return .resolve(endpoint: endpoint)
+        }
+        state = .dialling(endpoint: endpoint, address: 0)
+        return .dial(endpoint: endpoint, address: 0)
+    }
+
+    /// The target after `endpoint` (nil: the first) in this connection's order: the
+    /// Healthy ones in priority order, then the Failed ones; each once.
+    func nextTarget(after endpoint: Int32?, _ plan: ForwardingPlan) -> Int32? {
+        let range = plan.listeners[Int(listener)].endpoints
+        let lower = Int32(range.lowerBound), upper = Int32(range.upperBound)
+        @inline(__always) func isFailed(_ e: Int32) -> Bool {
+            let bit = e - lower
+            return bit < 64 && failedTargets & (1 << UInt64(bit)) != 0
+        }
+        // Phase 0: Healthy targets; phase 1: Failed ones.
+        var phase = endpoint.map { isFailed($0) ? 1 : 0 } ?? 0
+        var candidate = endpoint.map { $0 + 1 } ?? lower
+        while phase < 2 {
+            while candidate < upper {
+                if isFailed(candidate) == (phase == 1) { return candidate }
+                candidate += 1
+            }
+            phase += 1
+            candidate = lower
+        }
+        return nil
     }
 }

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import PortunusConfig
+import PortunusResolver
 import PortunusRing
 
 /// Every problem that stopped the engine from starting, one per rule and port.
@@ -28,6 +29,10 @@ public final class Engine: @unchecked Sendable {
     private var setups: [WorkerSetup] = []
     private var threads: [pthread_t] = []
     private let workerCounters: [WorkerCounters]
+    /// Target health, shared by the workers.
+    public let health: TargetHealth
+    /// The DNS resolver thread, when some target is named by DNS.
+    private let resolver: Resolver?
 
     public init(configuration: Configuration, settings: EngineSettings, logger: Logger) throws(EngineStartupError) {
         do {
@@ -53,6 +58,15 @@ public final class Engine: @unchecked Sendable {
         guard problems.isEmpty else { throw EngineStartupError(problems: problems) }
         let rules = plan.ruleNames.count
         workerCounters = (0..<settings.workers).map { _ in WorkerCounters(rules: rules) }
+        health = TargetHealth(endpoints: plan.endpoints.count)
+        if plan.names.isEmpty {
+            resolver = nil
+        } else {
+            do {
+                resolver = try Resolver(names: plan.names, nameRules: plan.nameRules, workers: settings.workers,
+                                        settings: ResolverSettings(servers: settings.dnsServers), logger: logger)
+            } catch { throw EngineStartupError(problems: [.resolver(error.description)]) }
+        }
         do {
             for index in 0..<settings.workers { setups.append(try makeSetup(index)) }
         } catch {
@@ -115,7 +129,7 @@ public final class Engine: @unchecked Sendable {
             throw .workerSetup(worker: index, error)
         }
         return WorkerSetup(index: index, plan: plan, settings: settings, connections: budget.connectionsPerWorker, listenerFDs: fds, listenerPlanIndex: planIndex,
-                           wakeFD: wake, counters: workerCounters[index], logger: logger)
+                           wakeFD: wake, counters: workerCounters[index], logger: logger, health: health, resolver: resolver)
     }
 
     private func closeAll() {
@@ -129,6 +143,7 @@ public final class Engine: @unchecked Sendable {
     /// Starts every worker and returns once all rings are up, or throws if any failed
     /// (the others are stopped again).
     public func start() throws(EngineStartupError) {
+        resolver?.start()
         let latch = StartupLatch<EngineError>(count: setups.count)
         let drainMs = drainMs
         for setup in setups {
@@ -166,6 +181,7 @@ public final class Engine: @unchecked Sendable {
     public func wait() {
         for thread in threads { pthread_join(thread, nil) }
         threads.removeAll()
+        resolver?.stop()
         for setup in setups { Sockets.close(setup.wakeFD) }
         setups.removeAll()
     }

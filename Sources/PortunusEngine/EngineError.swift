@@ -10,6 +10,8 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
     case ioUringFeatureMissing(feature: String, SystemError)
     /// A worker could not set up its ring, buffers or wake-up fd.
     case workerSetup(worker: Int, SystemError)
+    /// The DNS resolver (for DNS-named targets) could not start.
+    case resolver(String)
     /// The config asks for something this build does not forward yet.
     case unsupported(rule: String, key: String, what: String)
     /// The listen sockets (and pipes) plus a minimum of connections need more open
@@ -27,6 +29,8 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
             return "error[io_uring_unavailable]: this kernel's io_uring lacks \(feature) (\(error)); run a newer kernel"
         case let .workerSetup(worker, error):
             return "error[worker_setup]: worker \(worker): \(error)"
+        case let .resolver(why):
+            return "error[resolver_setup]: the DNS resolver for DNS-named targets cannot start: \(why)"
         case let .unsupported(rule, key, what):
             return "error[not_yet_supported]: rule \"\(rule)\", \(key): \(what) is not yet supported by this version"
         case let .fdLimitTooLow(limit, needed, ports, workers, listenerSockets, pipeFDs):

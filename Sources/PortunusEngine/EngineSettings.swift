@@ -1,3 +1,4 @@
+import PortunusResolver
 import PortunusRing
 
 /// How a connection's bytes are moved between its two sockets.
@@ -48,6 +49,9 @@ public struct EngineSettings: Sendable {
     /// io-wq kernel threads per ring, for each of its two pools (bounded, unbounded):
     /// IORING_REGISTER_IOWQ_MAX_WORKERS. Only splices use them.
     public var ioWorkersPerRing: Int
+    /// `--dns-server`: the resolvers DNS-named targets are looked up with; empty: the
+    /// servers of /etc/resolv.conf.
+    public var dnsServers: [DNSServer] = []
 
     public init(
         workers: Int = ProcessSetup.onlineCPUs,

@@ -3,8 +3,8 @@ import PortunusProxyProtocol
 import PortunusRing
 
 /// What every worker forwards, compiled once from the validated configuration so that
-/// no worker re-reads strings: one entry per listen port, each with its targets'
-/// socket addresses in the order they are dialled (priority, then file order).
+/// no worker re-reads strings: one entry per listen port, each with its targets (an
+/// address, or a DNS name and a port) in priority order, then file order.
 public struct ForwardingPlan: Sendable {
     struct Listener: Sendable {
         /// Index into ``ruleNames``.
@@ -16,7 +16,19 @@ public struct ForwardingPlan: Sendable {
 
     public let ruleNames: [String]
     let listeners: [Listener]
+    /// The address each endpoint dials; for a DNS-named endpoint, the unspecified
+    /// IPv4 address with the endpoint's port (the address comes from the resolver).
     let endpoints: [SocketAddress]
+    /// Per endpoint: index into ``names`` for a DNS-named target, -1 for an address.
+    let endpointName: [Int32]
+    /// Per endpoint, as the operator wrote it, with the port: `db.internal:5432`, `10.0.0.5:22`.
+    public let endpointLabels: [String]
+    /// The DNS names of all targets, each once (the resolver's list).
+    public let names: [String]
+    /// Per name, the rules that use it (comma-separated), for the resolver's logs.
+    public let nameRules: [String]
+    /// Per rule: `prefer_ipv6` (AAAA answers dialled before A).
+    let rulePreferIPv6: [Bool]
     /// The PROXY header each endpoint wants (nil: none), parallel to `endpoints`.
     let endpointPrelude: [ProxyVersion?]
     /// Per rule: close a connection after this long without a byte either way; 0: never.
@@ -37,25 +49,40 @@ public struct ForwardingPlan: Sendable {
         var listeners: [Listener] = []
         var endpoints: [SocketAddress] = []
         var endpointPrelude: [ProxyVersion?] = []
+        var endpointName: [Int32] = []
+        var labels: [String] = []
+        var names: [String] = []
+        var nameIndex: [String: Int] = [:]
+        var nameRules: [[String]] = []
         for (ruleIndex, rule) in config.rules.enumerated() {
             guard rule.proto == .tcp else {
                 throw .unsupported(rule: rule.name, key: "protocol", what: "UDP forwarding")
             }
             for offset in 0..<rule.listenPorts.count {
                 let first = endpoints.count
-                for (i, target) in rule.targets.enumerated() {
+                for target in rule.targets {
                     // A listen range maps by offset onto a target range of the same width
                     // (validation guarantees the widths match).
                     let port = target.ports.count > 1 ? target.ports.port(atOffset: offset) : target.ports.lower
                     endpointPrelude.append(target.proxyProtocol.map { $0 == .v1 ? ProxyVersion.v1 : .v2 })
+                    labels.append("\(target.host):\(port)")
                     switch target.host {
                     case let .ipv4(address):
                         endpoints.append(SocketAddress(ipv4: address.octets, port: port))
+                        endpointName.append(-1)
                     case let .ipv6(address):
                         endpoints.append(SocketAddress(ipv6: address.octets, port: port))
+                        endpointName.append(-1)
                     case let .name(name):
-                        let key = rule.targets.count == 1 ? "target" : "targets[\(i)].host"
-                        throw .unsupported(rule: rule.name, key: key, what: "DNS target \"\(name)\"")
+                        let index = nameIndex[name] ?? names.count
+                        if index == names.count {
+                            nameIndex[name] = index
+                            names.append(name)
+                            nameRules.append([])
+                        }
+                        if nameRules[index].last != rule.name { nameRules[index].append(rule.name) }
+                        endpoints.append(SocketAddress(ipv4: [0, 0, 0, 0], port: port))
+                        endpointName.append(Int32(index))
                     }
                 }
                 listeners.append(Listener(rule: ruleIndex, port: rule.listenPorts.port(atOffset: offset), endpoints: first..<endpoints.count))
@@ -64,6 +91,9 @@ public struct ForwardingPlan: Sendable {
         // At most a year (validated): the milliseconds cannot overflow.
         let idle = config.rules.map { rule in rule.idleTimeout.map { Int($0.components.seconds) * 1000 } ?? 0 }
         return ForwardingPlan(ruleNames: config.rules.map(\.name), listeners: listeners, endpoints: endpoints,
+                              endpointName: endpointName, endpointLabels: labels, names: names,
+                              nameRules: nameRules.map { $0.joined(separator: ",") },
+                              rulePreferIPv6: config.rules.map(\.preferIPv6),
                               endpointPrelude: endpointPrelude, ruleIdleTimeoutMs: idle)
     }
 }

@@ -12,6 +12,8 @@ enum OperationKind: UInt8 {
     case prelude = 9         // send of the PROXY header to the upstream
     case preludeTimeout = 10 // its link timeout
     case idleSweep = 11      // the periodic scan for idle connections
+    case resolveTimer = 12   // a connection waiting for a name: the connect timeout
+    case nameAnswers = 13    // poll on the worker's resolver mailbox
     case recv = 16           // +1 for .down
     case send = 18
     case poll = 20

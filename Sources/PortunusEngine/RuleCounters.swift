@@ -18,13 +18,18 @@ public struct RuleCounters: Sendable, Equatable {
     public var spilledSends: UInt64 = 0
     /// Connections closed by the rule's `idle_timeout_secs`.
     public var idleClosed: UInt64 = 0
+    /// Connections that found their target's name unresolvable, and uses of stale
+    /// answers after a failed refresh (Portunus's `err.dns_failures`).
+    public var dnsFailures: UInt64 = 0
+    /// Transitions of a target of the rule from Healthy to Failed (`target_failovers_total`).
+    public var targetFailovers: UInt64 = 0
     public init() {}
 }
 
 /// What each counter slot holds.
 enum CounterField: Int, CaseIterable {
     case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures, splicedHalves
-    case pipesDiscarded, spilledSends, idleClosed
+    case pipesDiscarded, spilledSends, idleClosed, dnsFailures, targetFailovers
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
@@ -83,5 +88,7 @@ enum CounterField: Int, CaseIterable {
         totals.pipesDiscarded &+= load(.pipesDiscarded, rule: rule)
         totals.spilledSends &+= load(.spilledSends, rule: rule)
         totals.idleClosed &+= load(.idleClosed, rule: rule)
+        totals.dnsFailures &+= load(.dnsFailures, rule: rule)
+        totals.targetFailovers &+= load(.targetFailovers, rule: rule)
     }
 }

@@ -13,6 +13,8 @@ extension Worker {
 
     /// The machine entered `closing`: cancel what is in flight, or release at once.
     func beginClose(_ slot: Int32) {
+        // Waiting for a name: out of the wait list, its timer cancelled.
+        stopWaiting(slot)
         if slab[slot].inFlight == 0 {
             connectionEvent(slot, .settled)
             return

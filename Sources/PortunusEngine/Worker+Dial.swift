@@ -1,9 +1,11 @@
 import Glibc
+import Logging
 import PortunusRing
 
 /// The connection's machine (``Connection``) as the worker drives it: dialling (a socket
-/// per attempt, connect linked to a link timeout, the next target in priority order on
-/// failure), the start of the relay, and the steps that end a connection.
+/// per attempt, connect linked to a link timeout, the next address of the target or the
+/// next target on failure), target health, the start of the relay, and the steps that
+/// end a connection.
 extension Worker {
     @inline(__always)
     func userData(_ slot: Int32, _ kind: OperationKind, _ direction: Direction = .up) -> UserData {
@@ -12,13 +14,21 @@ extension Worker {
 
     /// Feeds one event to the connection's machine and carries out its operation.
     func connectionEvent(_ slot: Int32, _ event: Connection.Event) {
-        perform(slab[slot].handle(event, setup.plan), slot)
+        let before = slab[slot].state
+        let operation = slab[slot].handle(event, setup.plan)
+        if operation == .startRelay, case let .dialling(endpoint, _) = before {
+            targetSucceeded(slot, endpoint)
+        } else if operation == .startRelay, case let .sendingPrelude(endpoint, _) = before {
+            targetSucceeded(slot, endpoint)
+        }
+        perform(operation, slot)
     }
 
     private func perform(_ operation: Connection.Operation, _ slot: Int32) {
         switch operation {
         case .none: break
-        case let .dial(endpoint): dial(slot, endpoint)
+        case let .resolve(endpoint): resolve(slot, endpoint)
+        case let .dial(endpoint, address): dial(slot, endpoint, address)
         case let .sendPrelude(endpoint): sendPrelude(slot, endpoint)
         case .startRelay: startRelay(slot)
         case let .shutdownWrite(direction): io.shutdownWrite(destination(slot, direction))
@@ -27,11 +37,25 @@ extension Worker {
         }
     }
 
-    /// Opens a socket and starts a connect to plan endpoint `endpoint`.
-    private func dial(_ slot: Int32, _ endpoint: Int32) {
+    /// Opens a socket and starts a connect to address `address` of plan endpoint `endpoint`.
+    private func dial(_ slot: Int32, _ endpoint: Int32, _ address: Int32) {
+        var table = endpoints, index = Int(endpoint), family = endpointFamilies[index]
+        if setup.plan.endpointName[index] >= 0 {
+            guard let resolved = resolvedAddress(endpoint, address, rule: Int(slab[slot].rule)) else {
+                // The name's answers changed since and have no such address.
+                attemptFailed(slot, SystemError("connect (no address \(address + 1) for \(setup.plan.endpointLabels[index]) any more)", errno: EHOSTUNREACH))
+                return
+            }
+            // Ownership: the slot's entry, rewritten only here, while no connect of the
+            // slot is in flight.
+            table = dialAddresses!
+            table.set(Int(slot), resolved)
+            index = Int(slot)
+            family = resolved.family
+        }
         let fd: Int32
         do {
-            fd = try io.openStream(endpointFamilies[Int(endpoint)])
+            fd = try io.openStream(family)
         } catch {
             attemptFailed(slot, error)
             return
@@ -42,7 +66,7 @@ extension Worker {
         slab[slot].upstream = fd
         // Connect and its time box go in one submission, or the link would be lost.
         io.reserve(2)
-        io.prepareConnect(fd: fd, to: endpoints, index: Int(endpoint), userData: userData(slot, .connect), options: .link)
+        io.prepareConnect(fd: fd, to: table, index: index, userData: userData(slot, .connect), options: .link)
         io.prepareLinkTimeout(connectTimeout, userData: userData(slot, .connectTimeout))
         slab[slot].inFlight += 2
     }
@@ -58,37 +82,80 @@ extension Worker {
             : SystemError("connect", result: result))
     }
 
-    /// The attempt on the current target failed: its socket is closed (reset when part of
-    /// a PROXY header may sit in it: `inPrelude`), the failure counted, and the machine moves on to
-    /// the next target or gives up. After the close began, nothing is done here: the
-    /// socket goes with the slot, once the cancels naming it have completed.
-    func attemptFailed(_ slot: Int32, _ error: SystemError, inPrelude: Bool = false) {
-        let failed: Int32
+    /// The attempt failed: its socket is closed (reset when part of a PROXY header may
+    /// sit in it: `inPrelude`), the failure counted, and the machine moves on to the
+    /// target's next address, the next target, or gives up. `dns`: the target's name did
+    /// not resolve (no socket was opened). After the close began, nothing is done here:
+    /// the socket goes with the slot, once the cancels naming it have completed.
+    func attemptFailed(_ slot: Int32, _ error: SystemError, inPrelude: Bool = false, dns: Bool = false) {
+        var failed: Int32 = -1, address: Int32 = -1
         switch slab[slot].state {
-        case let .dialling(endpoint), let .sendingPrelude(endpoint): failed = endpoint
-        default: failed = -1
+        case let .dialling(endpoint, index), let .sendingPrelude(endpoint, index): (failed, address) = (endpoint, index)
+        case let .resolving(endpoint): failed = endpoint
+        default: break
         }
-        let operation = slab[slot].handle(.attemptFailed, setup.plan)
+        let rule = Int(slab[slot].rule)
+        let nextAddress = address >= 0 && setup.plan.endpointName[Int(failed)] >= 0
+            && resolvedAddress(failed, address + 1, rule: rule) != nil
+        let operation = slab[slot].handle(.attemptFailed(nextAddress: nextAddress), setup.plan)
         guard operation != .none else { return }
         if slab[slot].upstream >= 0 {
             // The upstream may hold part of a header: reset it rather than let it parse one.
             if inPrelude { io.closeWithReset(slab[slot].upstream) } else { io.close(slab[slot].upstream) }
             slab[slot].upstream = -1
         }
-        let rule = Int(slab[slot].rule)
-        counters.add(.connectFailures, rule: rule, 1)
+        if !dns { counters.add(.connectFailures, rule: rule, 1) }
         if inPrelude { counters.add(.preludeFailures, rule: rule, 1) }
-        if case .dial = operation {
-            logger.debug("target failed, trying the next one", metadata: [
-                "rule": "\(setup.plan.ruleNames[rule])", "target": "\(setup.plan.endpoints[Int(failed)])", "error": "\(error)",
+        if !nextAddress { targetFailed(slot, failed) }
+        let target = targetLabel(failed, address, rule: rule)
+        switch operation {
+        case .dial, .resolve:
+            logger.debug(nextAddress ? "address failed, trying the target's next address" : "target failed, trying the next one", metadata: [
+                "rule": "\(setup.plan.ruleNames[rule])", "target": "\(target)", "error": "\(error)",
             ])
-        } else if let suppressed = failureLog.admit(.dialFailed, rule: rule) {
-            logger.error("all targets failed; client closed", metadata: [
-                "rule": "\(setup.plan.ruleNames[rule])", "target": "\(setup.plan.endpoints[Int(failed)])",
-                "error": "\(error)", "suppressed": "\(suppressed)",
-            ])
+        default:
+            if let suppressed = failureLog.admit(.dialFailed, rule: rule) {
+                logger.error("all targets failed; client closed", metadata: [
+                    "rule": "\(setup.plan.ruleNames[rule])", "target": "\(target)",
+                    "error": "\(error)", "suppressed": "\(suppressed)",
+                ])
+            }
         }
         perform(operation, slot)
+    }
+
+    /// `db.internal:5432 (10.0.0.7)` for a DNS-named target, `10.0.0.5:22` for an address.
+    private func targetLabel(_ endpoint: Int32, _ address: Int32, rule: Int) -> String {
+        let label = setup.plan.endpointLabels[Int(endpoint)]
+        guard address >= 0, setup.plan.endpointName[Int(endpoint)] >= 0,
+              let resolved = resolvedAddress(endpoint, address, rule: rule) else { return label }
+        return "\(label) (\(resolved))"
+    }
+
+    private func targetFailed(_ slot: Int32, _ endpoint: Int32) {
+        guard let transition = setup.health.recordFailure(Int(endpoint), nowMs: nowMs) else { return }
+        healthChanged(slot, endpoint, transition)
+    }
+
+    private func targetSucceeded(_ slot: Int32, _ endpoint: Int32) {
+        guard let transition = setup.health.recordSuccess(Int(endpoint)) else { return }
+        healthChanged(slot, endpoint, transition)
+    }
+
+    /// Logged once, by the worker whose attempt made the change.
+    private func healthChanged(_ slot: Int32, _ endpoint: Int32, _ transition: TargetHealth.Transition) {
+        let rule = Int(slab[slot].rule)
+        if transition == .failed { counters.add(.targetFailovers, rule: rule, 1) }
+        let (from, to) = transition == .failed ? ("healthy", "failed") : ("failed", "healthy")
+        let metadata: Logger.Metadata = [
+            "rule": "\(setup.plan.ruleNames[rule])", "target": "\(setup.plan.endpointLabels[Int(endpoint)])",
+            "from": "\(from)", "to": "\(to)",
+        ]
+        if transition == .failed {
+            logger.warning("rule.target.health_changed", metadata: metadata)
+        } else {
+            logger.info("rule.target.health_changed", metadata: metadata)
+        }
     }
 
     /// The upstream is connected (and has its header): both directions start relaying,

@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import PortunusResolver
 import PortunusRing
 
 /// What a worker is handed by the engine: everything it needs that must be created
@@ -17,9 +18,17 @@ import PortunusRing
     let wakeFD: Int32
     let counters: WorkerCounters
     let logger: Logger
+    /// The health of every plan endpoint, shared by all workers.
+    let health: TargetHealth
+    /// The resolver thread, when the plan has DNS-named targets.
+    let resolver: Resolver?
 
     @_spi(Simulation) public init(index: Int, plan: ForwardingPlan, settings: EngineSettings, connections: Int, listenerFDs: [Int32],
-                                  listenerPlanIndex: [Int], wakeFD: Int32, counters: WorkerCounters, logger: Logger) {
+                                  listenerPlanIndex: [Int], wakeFD: Int32, counters: WorkerCounters, logger: Logger,
+                                  health: TargetHealth? = nil, resolver: Resolver? = nil) {
+        precondition(resolver != nil || plan.names.isEmpty, "a plan with DNS-named targets needs a resolver")
+        self.health = health ?? TargetHealth(endpoints: plan.endpoints.count)
+        self.resolver = resolver
         self.index = index
         self.plan = plan
         self.settings = settings
@@ -80,6 +89,13 @@ enum WorkerLayout {
     let counters: WorkerCounters
     let logger: Logger
     var failureLog: RateLimitedLog
+    /// This worker's copy of each DNS name's answers, and its waiting connections.
+    var names: [LocalName]
+    /// Scratch for the answers taken from the mailbox (kept to reuse its storage).
+    var answers: [NameAnswer] = []
+    /// Per slot, the address a connect to a DNS-named target dials (the kernel may read
+    /// it after the prepare call); nil when the plan has no names.
+    let dialAddresses: SocketAddressTable?
 
     /// A worker over `io` (created on the thread that will run it). `drainMs`: the
     /// shutdown drain budget.
@@ -105,6 +121,8 @@ enum WorkerLayout {
         pipePool.reserveCapacity(pipePoolLimit)
         failureLog = RateLimitedLog(rules: setup.plan.ruleNames.count)
         listenerFDs = setup.listenerFDs
+        names = Array(repeating: LocalName(), count: setup.plan.names.count)
+        dialAddresses = setup.plan.names.isEmpty ? nil : SocketAddressTable(capacity: setup.connections)
     }
 
     /// Runs until stopped and every connection has ended.
@@ -119,6 +137,7 @@ enum WorkerLayout {
         for i in listenerFDs.indices { armAccept(i) }
         io.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
         armIdleSweep()
+        armNameAnswers()
     }
 
     /// Stopped, and nothing left to wait for.
@@ -160,6 +179,7 @@ enum WorkerLayout {
         case .drainTimer: onDrainExpired()
         case .stopAccept: break
         case .idleSweep: onIdleSweep()
+        case .nameAnswers: onNameAnswers()
         default:
             guard let slot = slab.resolve(completion.userData) else {
                 // A completion for a previous occupant of the slot. Cannot happen while
@@ -184,6 +204,7 @@ enum WorkerLayout {
             // machines act on: the operation they guard reports for them.
             case .connectTimeout, .preludeTimeout, .cancel, .poll: break
             case .prelude: onPreludeSent(slot, completion.result)
+            case .resolveTimer: onResolveTimer(slot)
             case .recv: onRecv(slot, direction, completion)
             case .send: onSend(slot, direction, completion.result)
             case .spliceIn: onSpliceIn(slot, direction, completion.result)
@@ -273,7 +294,17 @@ enum WorkerLayout {
         slab[slot].rule = Int32(rule)
         counters.add(.connectionsTotal, rule: rule, 1)
         counters.add(.connectionsActive, rule: rule, 1)
-        connectionEvent(slot, .start)
+        connectionEvent(slot, .start(failedTargets: failedTargets(planListener)))
+    }
+
+    /// Which of the listener's targets (bit i: the i-th, of the first 64) are Failed now.
+    @inline(__always)
+    private func failedTargets(_ listener: Int) -> UInt64 {
+        let range = setup.plan.listeners[listener].endpoints
+        guard range.count > 1 else { return 0 }
+        var mask: UInt64 = 0
+        for (bit, endpoint) in range.prefix(64).enumerated() where setup.health.isFailed(endpoint) { mask |= 1 << UInt64(bit) }
+        return mask
     }
 
     // MARK: stop and drain

@@ -28,6 +28,13 @@ public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
         withUnsafeMutableBytes(of: &storage) { $0.copyBytes(from: octets) }
     }
 
+    /// From address bytes stored as two words in network order (the first 4 bytes for
+    /// IPv4): allocates nothing, for addresses built per connection.
+    public init(family: Family, addressWords: (UInt64, UInt64), port: UInt16) {
+        self.family = family; self.port = port
+        storage = addressWords
+    }
+
     private init(family: Family, port: UInt16, bytes: UnsafeRawBufferPointer) {
         self.family = family; self.port = port
         withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: bytes) }
@@ -136,6 +143,14 @@ public final class SocketAddressTable {
         lengths[count] = address.write(to: storage + count)
         count += 1
         return count - 1
+    }
+
+    /// Writes entry `index` (below ``capacity``): a per-slot address, rewritten per
+    /// dial, only while no connect that names it is in flight.
+    public func set(_ index: Int, _ address: SocketAddress) {
+        precondition(index < capacity)
+        lengths[index] = address.write(to: storage + index)
+        count = max(count, index + 1)
     }
 
     public subscript(index: Int) -> SocketAddress {

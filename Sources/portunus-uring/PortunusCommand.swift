@@ -3,6 +3,7 @@ import Glibc
 import Logging
 import PortunusConfig
 import PortunusEngine
+import PortunusResolver
 
 /// `portunus-uring [--config PATH] [--check] ...`: the forwarder's command line.
 struct PortunusCommand: ParsableCommand {
@@ -30,7 +31,15 @@ struct PortunusCommand: ParsableCommand {
     @Option(help: "Relay path: buffers (recv/send on a provided buffer ring), splice (pipes), or auto (buffers, then splice for streaming halves).")
     var relay: String = RelayMode.buffers.rawValue
 
+    @Option(name: .customLong("dns-server"), help: ArgumentHelp(
+        "A DNS server for DNS-named targets, instead of those of /etc/resolv.conf (repeatable, tried in order).",
+        valueName: "ADDR[:PORT]"))
+    var dnsServers: [String] = []
+
     func validate() throws {
+        for server in dnsServers where DNSServer(server) == nil {
+            throw ValidationError("--dns-server: \"\(server)\" is not ADDR[:PORT] (an IPv4 address, or an IPv6 address in brackets when a port follows: [::1]:53)")
+        }
         if let logLevel, LogLevel(rawValue: logLevel) == nil {
             throw ValidationError("--log-level: \"\(logLevel)\" is not one of error, warn, info, debug, trace")
         }
@@ -47,7 +56,9 @@ struct PortunusCommand: ParsableCommand {
 
     /// The engine settings the command line asks for.
     private var engineSettings: EngineSettings {
-        EngineSettings(workers: workers ?? EngineSettings().workers, relay: RelayMode(rawValue: relay)!)
+        var settings = EngineSettings(workers: workers ?? EngineSettings().workers, relay: RelayMode(rawValue: relay)!)
+        settings.dnsServers = dnsServers.map { DNSServer($0)! }
+        return settings
     }
 
     func run() throws {
@@ -164,6 +175,7 @@ struct PortunusCommand: ParsableCommand {
                 "connect_failures": "\(c.connectFailures)", "prelude_failures": "\(c.preludeFailures)",
                 "rejected": "\(c.rejected)", "spliced_halves": "\(c.splicedHalves)",
                 "pipes_discarded": "\(c.pipesDiscarded)", "spilled_sends": "\(c.spilledSends)", "idle_closed": "\(c.idleClosed)",
+                "dns_failures": "\(c.dnsFailures)", "target_failovers_total": "\(c.targetFailovers)",
             ])
         }
     }

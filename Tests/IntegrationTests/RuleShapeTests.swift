@@ -64,8 +64,6 @@ import TestSupport
     }
 
     @Test(arguments: [
-        ("[[rule]]\nname = \"d\"\nprotocol = \"tcp\"\nlisten_port = 1\ntarget = \"backend.internal:80\"\n",
-         "error[not_yet_supported]: rule \"d\", target: DNS target \"backend.internal\""),
         ("[[rule]]\nname = \"u\"\nprotocol = \"udp\"\nlisten_port = 1\ntarget = \"127.0.0.1:53\"\n",
          "error[not_yet_supported]: rule \"u\", protocol: UDP forwarding"),
     ])

@@ -75,7 +75,7 @@ import TestSupport
                 let slot = worker.slab.acquire()!
                 worker.slab[slot].client = clientFD
                 worker.slab[slot].upstream = upstreamFD
-                worker.slab[slot].state = .dialling(endpoint: 0)
+                worker.slab[slot].state = .dialling(endpoint: 0, address: 0)
                 counters.add(.connectionsActive, rule: 0, 1)
                 worker.onConnect(slot, 0)   // the connect "succeeded": the prelude goes next
                 while !worker.isFinished { worker.step() }
