@@ -10,6 +10,9 @@
 #
 #   SUBJECTS  (comma list): direct haproxy haproxy-splice nginx-stream socat
 #                           portunus-buffers portunus-splice portunus-auto
+#                           portunus-dns (buffers, every target named by DNS and
+#                           resolved through a dnsmasq the harness starts: the
+#                           cost of a cached name against portunus-buffers' IPs)
 #   WORKLOADS (comma list): iperf1    iperf3, 1 stream, Gbit/s and forwarder CPU s/GB
 #                           iperf4    iperf3 -P 4
 #                           newconn   wrk with Connection: close, req/s p50 p99, CPU us/req
@@ -36,7 +39,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 PROBE=(python3 "$HERE/probe.py")
 
-ALL_SUBJECTS=(direct haproxy haproxy-splice nginx-stream socat portunus-buffers portunus-splice portunus-auto)
+ALL_SUBJECTS=(direct haproxy haproxy-splice nginx-stream socat portunus-buffers portunus-splice portunus-auto portunus-dns)
 ALL_WORKLOADS=(iperf1 iperf4 newconn keepalive proxy-v1 proxy-v2 memory)
 
 ROUNDS=3
@@ -138,7 +141,7 @@ ensure_packages() {
     # Check before touching apt so a second run neither updates nor installs.
     local -a missing=()
     local pkg
-    for pkg in haproxy nginx libnginx-mod-stream iperf3 wrk socat procps; do
+    for pkg in haproxy nginx libnginx-mod-stream iperf3 wrk socat procps dnsmasq-base; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     command -v python3 >/dev/null || missing+=(python3)
@@ -399,7 +402,8 @@ stream {
 EOF
 }
 
-write_portunus_conf() {  # write_portunus_conf FILE IPERF_PORT HTTP_PORT PROXY_V1_PORT PROXY_V2_PORT
+write_portunus_conf() {  # write_portunus_conf FILE IPERF_PORT HTTP_PORT PROXY_V1_PORT PROXY_V2_PORT [HOST]
+    local host=${6:-127.0.0.1}
     cat >"$1" <<EOF
 [global]
 log_level = "warn"
@@ -411,25 +415,25 @@ enabled = false
 name = "iperf"
 protocol = "tcp"
 listen_port = $2
-target = "127.0.0.1:$BACKEND_IPERF_PORT"
+target = "$host:$BACKEND_IPERF_PORT"
 
 [[rule]]
 name = "http"
 protocol = "tcp"
 listen_port = $3
-target = "127.0.0.1:$BACKEND_HTTP_PORT"
+target = "$host:$BACKEND_HTTP_PORT"
 
 [[rule]]
 name = "proxy-v1"
 protocol = "tcp"
 listen_port = $4
-targets = [ { host = "127.0.0.1", port = $BACKEND_PP_PORT, proxy_protocol = "v1" } ]
+targets = [ { host = "$host", port = $BACKEND_PP_PORT, proxy_protocol = "v1" } ]
 
 [[rule]]
 name = "proxy-v2"
 protocol = "tcp"
 listen_port = $5
-targets = [ { host = "127.0.0.1", port = $BACKEND_PP_PORT, proxy_protocol = "v2" } ]
+targets = [ { host = "$host", port = $BACKEND_PP_PORT, proxy_protocol = "v2" } ]
 EOF
 }
 
@@ -457,8 +461,31 @@ start_subject() {
             write_portunus_conf "$dir/portunus.toml" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${PP_PORT[$s/proxy-v2]}"
             start_bg "$s" "$s" "$BINARY" --config "$dir/portunus.toml" \
                 --workers "$FORWARDER_WORKERS" --relay "${s#portunus-}" ;;
+        portunus-dns)
+            start_dns_server
+            write_portunus_conf "$dir/portunus.toml" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${PP_PORT[$s/proxy-v2]}" "$DNS_NAME"
+            start_bg "$s" "$s" "$BINARY" --config "$dir/portunus.toml" \
+                --workers "$FORWARDER_WORKERS" --relay buffers --dns-server "127.0.0.1:$DNS_PORT" ;;
         direct) ;;
     esac
+}
+
+# portunus-dns: a dnsmasq answering DNS_NAME with 127.0.0.1 (TTL 300 s, the most the
+# forwarder caches) and nothing else. Not charged to any subject: once the name is
+# cached the forwarder asks it again only every 300 s.
+DNS_NAME=backend.portunus.bench
+DNS_PORT=""
+start_dns_server() {
+    [[ -n $DNS_PORT ]] && return 0
+    local dir="$OUT/run/dnsmasq"
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    echo "127.0.0.1 $DNS_NAME" >"$dir/hosts"
+    DNS_PORT=$("${PROBE[@]}" free-ports 1)
+    start_bg "" dnsmasq dnsmasq --keep-in-foreground --conf-file=/dev/null --pid-file= \
+        --port="$DNS_PORT" --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
+        --addn-hosts="$dir/hosts" --local-ttl=300 --local=/portunus.bench/ --user="$(id -un)"
+    sleep 0.5
 }
 
 check_subject() {  # both ports accept, and an HTTP request makes the round trip

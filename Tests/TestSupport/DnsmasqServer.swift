@@ -7,10 +7,15 @@ import Glibc
 /// 127.0.0.1 at an ephemeral UDP and TCP port, answering only from a hosts file of the
 /// test's (`--no-resolv --no-hosts --addn-hosts`), with a fixed TTL. Every query is
 /// logged, so a test can count what reached the server. Killed on `stop()`/deinit.
+///
+/// Started with posix_spawn, not Foundation's Process: dnsmasq closes every inherited
+/// descriptor at start, which Foundation takes for the child's exit, and it then
+/// blocks its run loop in wait4 until dnsmasq really exits, stalling every other
+/// Process of the test run.
 public final class DnsmasqServer: @unchecked Sendable {
     // @unchecked: used from the test's own thread only.
     public private(set) var port: UInt16 = 0
-    private let process = Process()
+    private var pid: pid_t = 0
     private let directory: URL
     private var hostsPath: String { directory.appendingPathComponent("hosts").path }
 
@@ -27,8 +32,8 @@ public final class DnsmasqServer: @unchecked Sendable {
         }
         let user = String(cString: getpwuid(geteuid())!.pointee.pw_name)
         port = freeUDPPort()
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/dnsmasq")
-        process.arguments = [
+        let arguments = [
+            "/usr/sbin/dnsmasq",
             "--keep-in-foreground", "--no-daemon", "--conf-file=/dev/null", "--pid-file=",
             "--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces",
             "--no-resolv", "--no-hosts", "--addn-hosts=\(hostsPath)", "--local-ttl=\(ttl)",
@@ -37,15 +42,31 @@ public final class DnsmasqServer: @unchecked Sendable {
             "--local=/\(DnsmasqServer.domain)/",
             "--user=\(user)", "--log-queries", "--log-facility=-",
         ]
-        FileManager.default.createFile(atPath: directory.appendingPathComponent("log").path, contents: nil)
-        let log = try FileHandle(forWritingTo: directory.appendingPathComponent("log"))
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let logPath = directory.appendingPathComponent("log").path
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // The test runner's threads may block or ignore signals dnsmasq relies on
+        // (SIGHUP to re-read its hosts file): start it with none blocked, all default.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
+        guard rc == 0 else { throw TestError("posix_spawn dnsmasq: errno \(rc)") }
         let deadline = Date().addingTimeInterval(10)
         while !self.log.contains("read \(hostsPath)") {
-            if !process.isRunning || Date() > deadline { throw TestError("dnsmasq did not start: \(self.log)") }
+            if !isRunning || Date() > deadline { throw TestError("dnsmasq did not start: \(self.log)") }
             usleep(20_000)
         }
     }
@@ -71,7 +92,7 @@ public final class DnsmasqServer: @unchecked Sendable {
         _ = chmod(hostsPath, 0o644)
         guard reload else { return }
         let before = log.components(separatedBy: "read \(hostsPath)").count
-        kill(process.processIdentifier, SIGHUP)
+        kill(pid, SIGHUP)
         let deadline = Date().addingTimeInterval(5)
         while log.components(separatedBy: "read \(hostsPath)").count == before {
             if Date() > deadline { throw TestError("dnsmasq did not re-read its hosts file: \(log)") }
@@ -80,8 +101,15 @@ public final class DnsmasqServer: @unchecked Sendable {
     }
 
     /// SIGSTOP: queries reach the socket and are never answered (a blackholed resolver).
-    public func pause() { kill(process.processIdentifier, SIGSTOP) }
-    public func resume() { kill(process.processIdentifier, SIGCONT) }
+    public func pause() { kill(pid, SIGSTOP) }
+    public func resume() { kill(pid, SIGCONT) }
+
+    private var isRunning: Bool {
+        guard pid > 0 else { return false }
+        var status: Int32 = 0
+        if waitpid(pid, &status, WNOHANG) == pid { pid = 0; return false }
+        return true
+    }
 
     /// Kills the server and removes its files.
     public func stop() {
@@ -92,10 +120,12 @@ public final class DnsmasqServer: @unchecked Sendable {
     /// Kills the server but keeps its log readable: its port then refuses (ICMP port
     /// unreachable), a resolver that is down.
     public func kill9() {
-        guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGCONT)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        guard pid > 0 else { return }
+        kill(pid, SIGCONT)
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        pid = 0
     }
 }
 
