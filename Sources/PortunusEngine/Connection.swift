@@ -82,7 +82,7 @@ struct Connection {
         case release(reset: Bool)
     }
 
-    // Field order keeps the record at 136 bytes (no padding between the groups).
+    // Field order keeps the record at 144 bytes (little padding between the groups).
     var generation: UInt32 = 0
     var state: State = .free
     /// Resolve timers cancelled whose completion has not arrived: the next that many
@@ -100,6 +100,9 @@ struct Connection {
     var inFlight: Int32 = 0
     /// Bit i: the listener's i-th target was Failed when the connection arrived.
     var failedTargets: UInt64 = 0
+    /// Bit i: the current name's i-th address had failed a connect recently when the
+    /// connection started on the name (dialled after the others).
+    var deadAddresses: UInt32 = 0
     /// When a byte last moved either way (the worker's coarse clock, ms), for the idle timeout.
     var lastActiveMs: Int64 = 0
     /// While waiting for a name: the name's index, and the neighbours in the worker's

@@ -6,6 +6,11 @@ import PortunusResolver
 struct LocalName {
     var addresses: [ResolvedAddress] = []
     var ipv4Count = 0
+    /// Per address (parallel to `addresses`): when a connect to it last failed (0:
+    /// never, or it connected since). For ``deadForMs`` after, it is dialled after the
+    /// others, so one dead address of a name costs one connect timeout, not one per
+    /// connection.
+    var failedAtMs: [Int64] = []
     var freshUntilMs: Int64 = 0
     var failed = false
     var retryAtMs: Int64 = 0
@@ -48,18 +53,42 @@ struct LocalName {
     /// background: no connection waits for it).
     func wantsRefresh(nowMs: Int64) -> Bool { !requested && nowMs >= retryAtMs }
 
-    var count: Int { addresses.count }
+    /// How long an address that failed a connect is dialled last.
+    static let deadForMs: Int64 = 30_000
 
-    /// The `index`th address in dialling order: AAAA answers first with
-    /// `preferIPv6`, else A answers first.
-    func address(_ index: Int, preferIPv6: Bool) -> ResolvedAddress? {
+    /// The addresses (bit i: `addresses[i]`, the first 32) that failed a connect less
+    /// than ``deadForMs`` ago: a connection takes this snapshot when it starts on the
+    /// name, so its order stays fixed while it tries them.
+    func deadAddresses(nowMs: Int64) -> UInt32 {
+        var mask: UInt32 = 0
+        for i in 0..<min(failedAtMs.count, 32) where failedAtMs[i] != 0 && nowMs - failedAtMs[i] < Self.deadForMs {
+            mask |= 1 << UInt32(i)
+        }
+        return mask
+    }
+
+    /// Which of `addresses` is the `index`th in dialling order: AAAA answers first with
+    /// `preferIPv6`, else A answers first; the ones in `dead` after all the others.
+    func storageIndex(_ index: Int, preferIPv6: Bool, dead: UInt32) -> Int? {
         guard index < addresses.count else { return nil }
-        guard preferIPv6 else { return addresses[index] }
         let ipv6Count = addresses.count - ipv4Count
-        return index < ipv6Count ? addresses[ipv4Count + index] : addresses[index - ipv6Count]
+        var remaining = index
+        for pass in 0..<2 {
+            for position in 0..<addresses.count {
+                let i = !preferIPv6 ? position : position < ipv6Count ? ipv4Count + position : position - ipv6Count
+                guard (i < 32 && dead & (1 << UInt32(i)) != 0) == (pass == 1) else { continue }
+                if remaining == 0 { return i }
+                remaining -= 1
+            }
+        }
+        return nil
     }
 
     mutating func apply(_ answer: NameAnswer) {
+        // An address still in the new answers keeps its failure mark.
+        failedAtMs = answer.addresses.map { address in
+            addresses.firstIndex(of: address).map { failedAtMs[$0] } ?? 0
+        }
         addresses = answer.addresses
         ipv4Count = answer.ipv4Count
         freshUntilMs = answer.freshUntilMs

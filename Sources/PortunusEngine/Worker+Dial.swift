@@ -41,7 +41,7 @@ extension Worker {
     private func dial(_ slot: Int32, _ endpoint: Int32, _ address: Int32) {
         var table = endpoints, index = Int(endpoint), family = endpointFamilies[index]
         if setup.plan.endpointName[index] >= 0 {
-            guard let resolved = resolvedAddress(endpoint, address, rule: Int(slab[slot].rule)) else {
+            guard let (resolved, _) = resolvedAddress(slot, endpoint, address) else {
                 // The name's answers changed since and have no such address.
                 attemptFailed(slot, SystemError("connect (no address \(address + 1) for \(setup.plan.endpointLabels[index]) any more)", errno: EHOSTUNREACH))
                 return
@@ -72,6 +72,9 @@ extension Worker {
     }
 
     func onConnect(_ slot: Int32, _ result: Int32) {
+        if case let .dialling(endpoint, address) = slab[slot].state, setup.plan.endpointName[Int(endpoint)] >= 0 {
+            markAddress(slot, endpoint, address, failed: result != 0)
+        }
         if result == 0 {
             connectionEvent(slot, .connected)
             return
@@ -96,7 +99,7 @@ extension Worker {
         }
         let rule = Int(slab[slot].rule)
         let nextAddress = address >= 0 && setup.plan.endpointName[Int(failed)] >= 0
-            && resolvedAddress(failed, address + 1, rule: rule) != nil
+            && resolvedAddress(slot, failed, address + 1) != nil
         let operation = slab[slot].handle(.attemptFailed(nextAddress: nextAddress), setup.plan)
         guard operation != .none else { return }
         if slab[slot].upstream >= 0 {
@@ -107,7 +110,7 @@ extension Worker {
         if !dns { counters.add(.connectFailures, rule: rule, 1) }
         if inPrelude { counters.add(.preludeFailures, rule: rule, 1) }
         if !nextAddress { targetFailed(slot, failed) }
-        let target = targetLabel(failed, address, rule: rule)
+        let target = targetLabel(slot, failed, address)
         switch operation {
         case .dial, .resolve:
             logger.debug(nextAddress ? "address failed, trying the target's next address" : "target failed, trying the next one", metadata: [
@@ -125,10 +128,10 @@ extension Worker {
     }
 
     /// `db.internal:5432 (10.0.0.7)` for a DNS-named target, `10.0.0.5:22` for an address.
-    private func targetLabel(_ endpoint: Int32, _ address: Int32, rule: Int) -> String {
+    private func targetLabel(_ slot: Int32, _ endpoint: Int32, _ address: Int32) -> String {
         let label = setup.plan.endpointLabels[Int(endpoint)]
         guard address >= 0, setup.plan.endpointName[Int(endpoint)] >= 0,
-              let resolved = resolvedAddress(endpoint, address, rule: rule) else { return label }
+              let (resolved, _) = resolvedAddress(slot, endpoint, address) else { return label }
         return "\(label) (\(resolved))"
     }
 

@@ -13,11 +13,11 @@ extension Worker {
         let name = Int(setup.plan.endpointName[Int(endpoint)])
         switch names[name].use(nowMs: nowMs, staleMs: staleMs) {
         case .fresh:
-            connectionEvent(slot, .resolved)
+            resolved(slot, name)
         case .stale:
             if names[name].wantsRefresh(nowMs: nowMs) { ask(name) }
             counters.add(.dnsFailures, rule: Int(slab[slot].rule), 1)
-            connectionEvent(slot, .resolved)
+            resolved(slot, name)
         case .failed:
             counters.add(.dnsFailures, rule: Int(slab[slot].rule), 1)
             attemptFailed(slot, SystemError("resolve \(setup.plan.names[name]) (failed less than \(resolverNegativeMs) ms ago)", errno: EHOSTUNREACH), dns: true)
@@ -25,6 +25,13 @@ extension Worker {
             if !names[name].requested { ask(name) }
             startWaiting(slot, name)
         }
+    }
+
+    /// The name has addresses: the connection fixes its order (recently failed ones
+    /// last) and dials the first.
+    private func resolved(_ slot: Int32, _ name: Int) {
+        slab[slot].deadAddresses = names[name].deadAddresses(nowMs: nowMs)
+        connectionEvent(slot, .resolved)
     }
 
     private func ask(_ name: Int) {
@@ -78,7 +85,7 @@ extension Worker {
         let rule = Int(slab[slot].rule)
         counters.add(.dnsFailures, rule: rule, 1)
         if names[name].useAfterTimeout(nowMs: nowMs, staleMs: staleMs) == .stale {
-            connectionEvent(slot, .resolved)
+            resolved(slot, name)
         } else {
             attemptFailed(slot, SystemError("resolve \(setup.plan.names[name]) (no answer within \(setup.settings.connectTimeoutMs) ms)", errno: ETIMEDOUT), dns: true)
         }
@@ -104,11 +111,11 @@ extension Worker {
             switch names[name].use(nowMs: nowMs, staleMs: staleMs) {
             case .fresh:
                 stopWaiting(slot)
-                connectionEvent(slot, .resolved)
+                resolved(slot, name)
             case .stale:
                 stopWaiting(slot)
                 counters.add(.dnsFailures, rule: rule, 1)
-                connectionEvent(slot, .resolved)
+                resolved(slot, name)
             case .failed:
                 stopWaiting(slot)
                 counters.add(.dnsFailures, rule: rule, 1)
@@ -132,11 +139,23 @@ extension Worker {
     var staleMs: Int64 { setup.resolver?.settings.staleMs ?? 0 }
     var resolverNegativeMs: Int64 { setup.resolver?.settings.negativeMs ?? 0 }
 
-    /// Address `index` of `endpoint` for `rule`, with the endpoint's port; nil if the
-    /// name's answers have no such address (they may have changed since the first).
-    func resolvedAddress(_ endpoint: Int32, _ index: Int32, rule: Int) -> SocketAddress? {
+    /// Address `index` (in the connection's dialling order) of `endpoint`, with the
+    /// endpoint's port, and its position in the name's answers; nil if the answers have
+    /// no such address (they may have changed since the connection started on them).
+    func resolvedAddress(_ slot: Int32, _ endpoint: Int32, _ index: Int32) -> (address: SocketAddress, storage: Int)? {
         let name = Int(setup.plan.endpointName[Int(endpoint)])
-        guard let address = names[name].address(Int(index), preferIPv6: setup.plan.rulePreferIPv6[rule]) else { return nil }
-        return SocketAddress(family: address.isIPv6 ? .ipv6 : .ipv4, addressWords: address.words, port: setup.plan.endpoints[Int(endpoint)].port)
+        let preferIPv6 = setup.plan.rulePreferIPv6[Int(slab[slot].rule)]
+        guard let i = names[name].storageIndex(Int(index), preferIPv6: preferIPv6, dead: slab[slot].deadAddresses) else { return nil }
+        let address = names[name].addresses[i]
+        return (SocketAddress(family: address.isIPv6 ? .ipv6 : .ipv4, addressWords: address.words, port: setup.plan.endpoints[Int(endpoint)].port), i)
+    }
+
+    /// A connect to address `index` of `endpoint`'s name failed (`failed`) or went
+    /// through: marks it to be dialled last for a while, or clears the mark.
+    func markAddress(_ slot: Int32, _ endpoint: Int32, _ index: Int32, failed: Bool) {
+        let name = Int(setup.plan.endpointName[Int(endpoint)])
+        guard name >= 0, let (address, i) = resolvedAddress(slot, endpoint, index),
+              slab[slot].upstream < 0 || dialAddresses![Int(slot)] == address else { return }
+        names[name].failedAtMs[i] = failed ? max(nowMs, 1) : 0
     }
 }

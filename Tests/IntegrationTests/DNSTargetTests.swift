@@ -111,6 +111,31 @@ import Glibc
         #expect(Self.stoppedCounter(result.stderr, rule: "half", "target_failovers_total") == 0)
     }
 
+    @Test func aDeadAddressCostsOneConnectTimeoutThenIsDialledLast() throws {
+        // 127.0.0.1:P never answers a SYN (a full accept queue); [::1]:P serves.
+        let hole = try TestBackend(.neverAccept)
+        let filler = try TestSocket.connect("127.0.0.1", hole.port)
+        defer { filler.close() }
+        let v6 = try TestBackend(.greetThenHalfClose(Array("v6".utf8)), host: "::1", port: hole.port)
+        let name = Self.name("deadfirst")
+        let dns = try DnsmasqServer(hosts: [("127.0.0.1", name), ("::1", name)], ttl: 60)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(name: "dead", listenPort: listen, target: "\(name):\(hole.port)"),
+                                             arguments: ["--dns-server", "127.0.0.1:\(dns.port)", "--workers", "1"])
+        var waits: [Double] = []
+        for _ in 0..<3 {
+            let start = Date()
+            #expect(try Self.greeting(listen) == "v6")
+            waits.append(Date().timeIntervalSince(start))
+        }
+        #expect(waits[0] >= 2.9 && waits[0] < 6, "\(waits)")
+        #expect(waits[1] < 1 && waits[2] < 1, "\(waits)")
+        let result = forwarder.stop()
+        #expect(v6.accepted == 3)
+        #expect(Self.stoppedCounter(result.stderr, rule: "dead", "connect_failures") == 1)
+        #expect(Self.stoppedCounter(result.stderr, rule: "dead", "target_failovers_total") == 0)
+    }
+
     @Test func staleAnswersServeForThirtySecondsAfterTheServerDiesThenTheRuleFails() throws {
         let backend = try TestBackend(.greetThenHalfClose(Array("ok".utf8)))
         let name = Self.name("stale")
@@ -190,14 +215,41 @@ import Glibc
         #expect(echo.accepted == roundTrips.count)
     }
 
-    @Test func configsWithNamesThatDoNotResolveStillStart() throws {
+    @Test(arguments: ["valid_proxy_mixed.toml", "valid_portunus_full_example.toml"])
+    func configsWithNamesThatDoNotResolveStillStart(file: String) throws {
         let dns = try DnsmasqServer(hosts: [], ttl: 60)
-        let text = try String(contentsOf: Repository.fixtures.appendingPathComponent("valid_proxy_mixed.toml"), encoding: .utf8)
-        let listen = freePort()
-        let forwarder = try Self.forwarder(text.replacingOccurrences(of: "listen_port = 8443", with: "listen_port = \(listen)")
-            .replacingOccurrences(of: "shutdown_drain_secs = 5", with: "shutdown_drain_secs = 0"), dns)
+        var text = try String(contentsOf: Repository.fixtures.appendingPathComponent(file), encoding: .utf8)
+        // The fixtures' own ports may be taken here: every listen port is moved to a free one.
+        for port in ["8443", "2222"] { text = text.replacingOccurrences(of: "listen_port = \(port)", with: "listen_port = \(freePort())") }
+        let range = RuleShapeTests.freeRange(2)
+        try #require(range != 0)
+        text = text.replacingOccurrences(of: "listen_ports = \"15432-15433\"", with: "listen_ports = \"\(range)-\(range + 1)\"")
+        text = text.replacingOccurrences(of: "shutdown_drain_secs = 5", with: "shutdown_drain_secs = 0")
+            .replacingOccurrences(of: "shutdown_drain_secs = 30", with: "shutdown_drain_secs = 0")
+        let forwarder = try Self.forwarder(text, dns)
         #expect(forwarder.process.isRunning)
         #expect(forwarder.stop().exitCode == 0)
+    }
+
+    @Test func stoppingWhileConnectionsWaitForANameEndsCleanly() throws {
+        let echo = try TestBackend(.echo)
+        let name = Self.name("wait")
+        let dns = try DnsmasqServer(hosts: [("127.0.0.1", name)], ttl: 60)
+        dns.pause()
+        defer { dns.resume() }
+        let listen = freePort()
+        let forwarder = try Self.forwarder(tcpRulesConfig([("wait", listen, "\(name):\(echo.port)")], drainSecs: 0), dns)
+        let clients = try (0..<10).map { _ in try TestSocket.connect("127.0.0.1", listen) }
+        Thread.sleep(forTimeInterval: 0.3)
+        // With no drain budget, the waiting connections are cut at once: out of their
+        // wait lists, their timers cancelled, the slots released.
+        let start = Date()
+        let result = forwarder.stop()
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        #expect(Date().timeIntervalSince(start) < 2)
+        #expect(Self.stoppedCounter(result.stderr, rule: "wait", "conns_active") == 0)
+        for client in clients { #expect(((try? client.receiveAll()) ?? []).isEmpty) }
+        #expect(echo.accepted == 0)
     }
 }
 

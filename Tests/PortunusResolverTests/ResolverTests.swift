@@ -13,8 +13,9 @@ import TestSupport
         (address: "127.0.0.2", name: "both.portunus.test"), (address: "127.0.0.3", name: "v4.portunus.test"),
     ]
 
-    static func resolver(_ server: DnsmasqServer, workers: Int = 1) throws -> Resolver {
-        let settings = ResolverSettings(servers: [DNSServer("127.0.0.1:\(server.port)")!])
+    static func resolver(_ server: DnsmasqServer, workers: Int = 1, cacheCapacity: Int = 8192) throws -> Resolver {
+        var settings = ResolverSettings(servers: [DNSServer("127.0.0.1:\(server.port)")!])
+        settings.cacheCapacity = cacheCapacity
         let resolver = try Resolver(names: names, nameRules: ["r", "r", "r"], workers: workers, settings: settings,
                                     logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         resolver.start()
@@ -104,6 +105,22 @@ import TestSupport
         #expect(stale.failed)
         // The previous answers come back with their old expiry: usable stale for 30 s more.
         #expect(stale.addresses == fresh.addresses && stale.freshUntilMs == fresh.freshUntilMs)
+    }
+
+    @Test func aFullCacheDropsTheLeastRecentlyAskedNameInEveryWorker() throws {
+        let server = try DnsmasqServer(hosts: Self.hosts, ttl: 60)
+        let resolver = try Self.resolver(server, workers: 2, cacheCapacity: 1)
+        defer { resolver.stop() }
+        resolver.request(name: 0, worker: 0)
+        #expect(Self.answers(resolver).first?.addresses.isEmpty == false)
+        resolver.request(name: 1, worker: 0)
+        // Worker 0 gets the eviction of name 0 and the answer for name 1; worker 1,
+        // which asked nothing, still hears of the eviction.
+        let first = Self.answers(resolver, worker: 0, count: 2)
+        #expect(first.map(\.name).sorted() == [0, 1])
+        #expect(first.first { $0.name == 0 }.map { $0.addresses.isEmpty && $0.freshUntilMs == 0 } == true)
+        #expect(first.first { $0.name == 1 }?.addresses.map(\.description) == ["127.0.0.3"])
+        #expect(Self.answers(resolver, worker: 1).map(\.name) == [0])
     }
 
     @Test func dnsServerArgumentsParse() {
