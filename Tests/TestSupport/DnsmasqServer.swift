@@ -30,8 +30,21 @@ public final class DnsmasqServer: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq") else {
             throw TestError("/usr/sbin/dnsmasq is missing: install Debian's dnsmasq-base (the README's test command does)")
         }
+        // The port is free for UDP when picked; its TCP twin, or the UDP port itself a
+        // moment later, may be taken by a test running alongside: then dnsmasq exits
+        // at once and another port is tried.
+        var failures: [String] = []
+        for _ in 0..<5 {
+            port = freeUDPPort()
+            if try start(ttl: ttl) { return }
+            failures.append("port \(port): \(exitStatus) \(log)")
+        }
+        throw TestError("dnsmasq did not start: \(failures.joined(separator: "; "))")
+    }
+
+    /// Starts dnsmasq on `port`; false if it exited before reading its hosts file.
+    private func start(ttl: Int) throws -> Bool {
         let user = String(cString: getpwuid(geteuid())!.pointee.pw_name)
-        port = freeUDPPort()
         let arguments = [
             "/usr/sbin/dnsmasq",
             "--keep-in-foreground", "--no-daemon", "--conf-file=/dev/null", "--pid-file=",
@@ -66,10 +79,16 @@ public final class DnsmasqServer: @unchecked Sendable {
         guard rc == 0 else { throw TestError("posix_spawn dnsmasq: errno \(rc)") }
         let deadline = Date().addingTimeInterval(10)
         while !self.log.contains("read \(hostsPath)") {
-            if !isRunning || Date() > deadline { throw TestError("dnsmasq did not start: \(self.log)") }
+            if !isRunning { return false }
+            if Date() > deadline { throw TestError("dnsmasq did not start within 10 s: \(self.log)") }
             usleep(20_000)
         }
+        return true
     }
+
+    /// How the last dnsmasq ended, for errors.
+    private var exitStatus = ""
+
 
     deinit { stop() }
 
@@ -107,7 +126,11 @@ public final class DnsmasqServer: @unchecked Sendable {
     private var isRunning: Bool {
         guard pid > 0 else { return false }
         var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid { pid = 0; return false }
+        if waitpid(pid, &status, WNOHANG) == pid {
+            exitStatus = "exit status \(status >> 8), signal \(status & 0x7f)"
+            pid = 0
+            return false
+        }
         return true
     }
 
