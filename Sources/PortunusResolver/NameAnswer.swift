@@ -11,18 +11,12 @@ public struct ResolvedAddress: Sendable, Equatable, CustomStringConvertible {
 
     public init(ipv4 octets: [UInt8]) {
         precondition(octets.count == 4)
-        isIPv6 = false
-        var words: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &words) { $0.copyBytes(from: octets) }
-        self.words = words
+        self = octets.withUnsafeBytes { ResolvedAddress(isIPv6: false, raw: $0) }
     }
 
     public init(ipv6 octets: [UInt8]) {
         precondition(octets.count == 16)
-        isIPv6 = true
-        var words: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &words) { $0.copyBytes(from: octets) }
-        self.words = words
+        self = octets.withUnsafeBytes { ResolvedAddress(isIPv6: true, raw: $0) }
     }
 
     init(isIPv6: Bool, raw: UnsafeRawBufferPointer) {
