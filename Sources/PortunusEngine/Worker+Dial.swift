@@ -43,7 +43,7 @@ extension Worker {
         if setup.plan.endpointName[index] >= 0 {
             guard let (resolved, _) = resolvedAddress(slot, endpoint, address) else {
                 // The name's answers changed since and have no such address.
-                attemptFailed(slot, SystemError("connect (no address \(address + 1) for \(setup.plan.endpointLabels[index]) any more)", errno: EHOSTUNREACH))
+                attemptFailed(slot, SystemError("connect (no address \(address + 1) for \(setup.plan.endpointLabels[index]) any more)", errno: EHOSTUNREACH), dns: true)
                 return
             }
             // Ownership: the slot's entry, rewritten only here, while no connect of the

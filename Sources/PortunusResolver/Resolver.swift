@@ -53,8 +53,12 @@ public final class Resolver: @unchecked Sendable {
         enum Lookup { case none, queued, running }
         var lookup = Lookup.none
         var deadlineMs: Int64 = 0
-        /// Bumped when a lookup starts or is abandoned: a callback for an older one is ignored.
+        /// Bumped when a c-ares query of the name starts: a callback for an older one is ignored.
         var generation: UInt32 = 0
+        /// The name's latest c-ares query has not called back yet. A lookup whose deadline
+        /// failed it leaves its query out; the next lookup of the name adopts that query
+        /// instead of starting another, so a name never has two queries out.
+        var outstanding = false
         var waiters: [Int] = []
         var lastAskedMs: Int64 = 0
         var lastFailureLogMs: Int64? = nil
@@ -101,24 +105,44 @@ public final class Resolver: @unchecked Sendable {
     private func openChannel() throws(ResolverError) {
         let status = ares_library_init(ARES_LIB_INIT_ALL)
         guard status == ARES_SUCCESS else { throw ResolverError(description: "c-ares: \(String(cString: ares_strerror(status)))") }
+        // c-ares tries every server `tries` times, doubling the wait each round: with n
+        // servers, two rounds take 3 × n × timeout. The timeout is chosen so a query ends
+        // with the lookup's deadline and does not hold its in-flight slot long past it.
+        let servers = settings.servers.isEmpty ? try Self.resolvConfServerCount() : settings.servers.count
         var options = ares_options()
-        // Each try waits 1 s, the next 2 s (c-ares doubles per round): 3 s for one
-        // server, when the lookup's own deadline ends it anyway.
-        options.timeout = 1000
+        options.timeout = Int32(max(200, settings.lookupTimeoutMs / Int64(3 * max(servers, 1))))
         options.tries = 2
+        channel = try Self.channel(options, servers: settings.servers)
+    }
+
+    private static func channel(_ options: ares_options?, servers: [DNSServer]) throws(ResolverError) -> OpaquePointer {
         var channel: OpaquePointer?
-        let initStatus = ares_init_options(&channel, &options, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES)
-        guard initStatus == ARES_SUCCESS, let channel else {
-            throw ResolverError(description: "c-ares: cannot initialise the resolver: \(String(cString: ares_strerror(initStatus)))")
+        var copy = options ?? ares_options()
+        let status = ares_init_options(&channel, &copy, options == nil ? 0 : ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES)
+        guard status == ARES_SUCCESS, let channel else {
+            throw ResolverError(description: "c-ares: cannot initialise the resolver: \(String(cString: ares_strerror(status)))")
         }
-        self.channel = channel
-        if !settings.servers.isEmpty {
-            let list = settings.servers.map(\.description).joined(separator: ",")
-            let serverStatus = ares_set_servers_ports_csv(channel, list)
-            guard serverStatus == ARES_SUCCESS else {
-                throw ResolverError(description: "c-ares: cannot use the DNS servers \(list): \(String(cString: ares_strerror(serverStatus)))")
-            }
+        guard !servers.isEmpty else { return channel }
+        let list = servers.map(\.description).joined(separator: ",")
+        let serverStatus = ares_set_servers_ports_csv(channel, list)
+        guard serverStatus == ARES_SUCCESS else {
+            ares_destroy(channel)
+            throw ResolverError(description: "c-ares: cannot use the DNS servers \(list): \(String(cString: ares_strerror(serverStatus)))")
         }
+        return channel
+    }
+
+    /// How many servers /etc/resolv.conf gives c-ares.
+    private static func resolvConfServerCount() throws(ResolverError) -> Int {
+        let probe = try channel(nil, servers: [])
+        defer { ares_destroy(probe) }
+        var servers: UnsafeMutablePointer<ares_addr_port_node>?
+        guard ares_get_servers_ports(probe, &servers) == ARES_SUCCESS else { return 1 }
+        defer { ares_free_data(servers) }
+        var count = 0
+        var node = servers
+        while let current = node { count += 1; node = current.pointee.next }
+        return count
     }
 
     // MARK: any thread
@@ -193,7 +217,7 @@ public final class Resolver: @unchecked Sendable {
             // Retransmits and c-ares's own timeouts.
             ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD)
         }
-        // Calls back every lookup still in flight with ARES_EDESTRUCTION, which frees
+        // Calls back every lookup still in flight with ARES_ECANCELLED, which frees
         // their contexts; the callbacks change nothing else now.
         ares_cancel(channel)
     }
@@ -224,8 +248,13 @@ public final class Resolver: @unchecked Sendable {
         }
         entries[name].waiters.append(worker)
         entries[name].deadlineMs = now + settings.lookupTimeoutMs
-        entries[name].lookup = .queued
         pending.append(name)
+        if entries[name].outstanding {
+            // The query a deadline gave up on is still out: it serves this lookup.
+            entries[name].lookup = .running
+            return
+        }
+        entries[name].lookup = .queued
         queue.append(name)
         startQueued(now)
     }
@@ -235,6 +264,7 @@ public final class Resolver: @unchecked Sendable {
             let name = queue.removeFirst()
             entries[name].lookup = .running
             entries[name].generation &+= 1
+            entries[name].outstanding = true
             aresInFlight += 1
             let context = Unmanaged.passRetained(LookupContext(self, name: name, generation: entries[name].generation)).toOpaque()
             var hints = ares_addrinfo_hints()
@@ -251,7 +281,7 @@ public final class Resolver: @unchecked Sendable {
     }
 
     /// Lookups past their deadline fail now; the c-ares query, if running, is left to
-    /// end on its own (its callback is ignored, it holds its slot until then).
+    /// end on its own (it holds its slot until then; a later lookup of the name adopts it).
     private func expireDeadlines(_ now: Int64) {
         var i = 0
         while i < pending.count {
@@ -264,7 +294,9 @@ public final class Resolver: @unchecked Sendable {
 
     fileprivate func finished(_ name: Int, _ generation: UInt32, _ status: Int32, _ result: UnsafeMutablePointer<ares_addrinfo>?) {
         aresInFlight -= 1
-        guard entries[name].generation == generation, entries[name].lookup == .running, !stopping.load(ordering: .relaxed) else { return }
+        guard entries[name].generation == generation else { return }
+        entries[name].outstanding = false
+        guard entries[name].lookup == .running, !stopping.load(ordering: .relaxed) else { return }
         let now = Clock.nowMs()
         guard status == ARES_SUCCESS, let result else {
             fail(name, String(cString: ares_strerror(status)), now)
@@ -342,7 +374,6 @@ public final class Resolver: @unchecked Sendable {
     /// The lookup of `name` has ended: every worker waiting for it gets the new state.
     private func settle(_ name: Int) {
         entries[name].lookup = .none
-        entries[name].generation &+= 1
         pending.removeAll { $0 == name }
         let snapshot = answer(name)
         for worker in entries[name].waiters { mailboxes[worker].post(snapshot) }
@@ -358,7 +389,12 @@ public final class Resolver: @unchecked Sendable {
                 if victim < 0 || entries[i].lastAskedMs < entries[victim].lastAskedMs { victim = i }
             }
             if victim >= 0 {
-                entries[victim] = Entry()
+                // Its lookup bookkeeping (generation, a query still out) stays.
+                entries[victim].addresses = []
+                entries[victim].ipv4Count = 0
+                entries[victim].freshUntilMs = 0
+                entries[victim].failed = false
+                entries[victim].retryAtMs = 0
                 cachedCount -= 1
                 let evicted = answer(victim)
                 for box in mailboxes { box.post(evicted) }
