@@ -3,9 +3,9 @@ import CLiburing
 /// An IPv4 or IPv6 socket address (C `sockaddr_in` / `sockaddr_in6`), as a value.
 /// The address bytes are stored inline, so reading a peer address per connection
 /// allocates nothing.
-public struct SocketAddress: Equatable, Sendable, CustomStringConvertible {
+public struct SocketAddress: Equatable, Sendable, BitwiseCopyable, CustomStringConvertible {
     /// The address family.
-    public enum Family: Sendable { case ipv4, ipv6 }
+    public enum Family: Sendable, BitwiseCopyable { case ipv4, ipv6 }
 
     public let family: Family
     public let port: UInt16
