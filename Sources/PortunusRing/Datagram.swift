@@ -1,0 +1,75 @@
+import CLiburing
+
+/// The `msghdr` a multishot recvmsg is prepared with, at a fixed address for as long
+/// as the request is armed. It only gives the kernel the layout of each buffer it
+/// fills: room for a source address (an IPv6 `sockaddr_in6` at most) and no control
+/// data. Each buffer then holds an `io_uring_recvmsg_out`, the source address, and the
+/// payload (see ``ProvidedBufferRing/datagram(in:completionResult:layout:)``).
+public final class DatagramLayout {
+    let header: UnsafeMutablePointer<msghdr>
+
+    public init() {
+        header = .allocate(capacity: 1)
+        header.initialize(to: msghdr())
+        header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        header.pointee.msg_controllen = 0
+    }
+
+    deinit { header.deallocate() }
+
+    /// The most payload one provided buffer of `bufferSize` bytes can hold: a longer
+    /// datagram arrives truncated (``ReceivedDatagram/truncated``).
+    public func payloadCapacity(bufferSize: Int) -> Int {
+        bufferSize - MemoryLayout<io_uring_recvmsg_out>.size - Int(header.pointee.msg_namelen)
+    }
+}
+
+/// One datagram as a multishot recvmsg delivered it into a provided buffer.
+public struct ReceivedDatagram: Sendable {
+    /// Who sent it (nil: a family other than IPv4 or IPv6).
+    public let source: SocketAddress?
+    /// Where its bytes start in the buffer, and how many of them the buffer holds.
+    public let payloadOffset: Int
+    public let payloadLength: Int
+    /// The datagram's real length: more than `payloadLength` when it did not fit.
+    public let datagramLength: Int
+    /// The kernel's MSG_TRUNC: the datagram was longer than the buffer could hold and
+    /// its tail is lost, so it must be dropped, never forwarded cut short.
+    public let truncated: Bool
+}
+
+extension Ring {
+    /// Multishot recvmsg on a datagram socket: one SQE, one completion per datagram
+    /// (while `IORING_CQE_F_MORE` is set), each in a buffer the kernel picks from
+    /// `buffers`. Datagram boundaries are kept: one datagram per buffer.
+    public func prepareMultishotRecvMsg(fd: Int32, layout: DatagramLayout, from buffers: ProvidedBufferRing, userData: UserData) {
+        let sqe = nextSQE()
+        // MSG_TRUNC: the completion reports a datagram's real length even when the
+        // buffer held less of it (without it, the cut length: a truncation would look
+        // like a short datagram).
+        io_uring_prep_recvmsg_multishot(sqe, fd, layout.header, UInt32(MSG_TRUNC))
+        sqe.pointee.buf_group = buffers.groupID
+        io_uring_sqe_set_data64(sqe, userData.rawValue)
+        io_uring_sqe_set_flags(sqe, PU_IOSQE_BUFFER_SELECT)
+    }
+}
+
+extension ProvidedBufferRing {
+    /// Parses buffer `bufferID`, filled by a multishot recvmsg whose completion reported
+    /// `completionResult` bytes; nil if the kernel's header does not fit (never expected).
+    public func datagram(in bufferID: UInt16, completionResult: Int32, layout: DatagramLayout) -> ReceivedDatagram? {
+        let base = address(of: bufferID)
+        guard let out = io_uring_recvmsg_validate(base, completionResult, layout.header) else { return nil }
+        let name = io_uring_recvmsg_name(out)!
+        let payload = io_uring_recvmsg_payload(out, layout.header)!
+        let held = Int(io_uring_recvmsg_payload_length(out, completionResult, layout.header))
+        let source: SocketAddress? = out.pointee.namelen == 0 ? nil : {
+            var storage = sockaddr_storage()
+            withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: name, count: min(Int(out.pointee.namelen), $0.count))) }
+            return SocketAddress(reading: &storage)
+        }()
+        let length = Int(out.pointee.payloadlen)
+        return ReceivedDatagram(source: source, payloadOffset: payload - base, payloadLength: held, datagramLength: length,
+                                truncated: out.pointee.flags & UInt32(MSG_TRUNC) != 0 || length > held)
+    }
+}

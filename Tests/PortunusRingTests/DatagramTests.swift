@@ -1,0 +1,71 @@
+import Glibc
+import Testing
+@testable import PortunusRing
+
+/// Multishot recvmsg on a UDP socket with provided buffers, as the kernel does it: one
+/// armed request, one completion per datagram, boundaries kept, the source address in
+/// each buffer, and a datagram too long for a buffer reported as truncated (MSG_TRUNC)
+/// with its real length, so the engine can drop and count it instead of forwarding a cut
+/// one. (Without MSG_TRUNC in the request's flags the kernel reports the cut length:
+/// found by this test.)
+@Suite struct DatagramTests {
+    static func udpSocket(_ family: Int32, _ host: String) -> (fd: Int32, port: UInt16) {
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue), 0)
+        var storage = sockaddr_storage()
+        var length: socklen_t
+        if family == AF_INET6 {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            inet_pton(AF_INET6, host, &sin6.sin6_addr)
+            withUnsafeBytes(of: sin6) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        } else {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, host, &sin.sin_addr)
+            withUnsafeBytes(of: sin) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        }
+        _ = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        var bound = sockaddr_storage()
+        var boundLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &boundLength) } }
+        return (fd, SocketAddress(reading: &bound)!.port)
+    }
+
+    @Test(arguments: [(AF_INET, "127.0.0.1"), (AF_INET6, "::1")])
+    func eachDatagramArrivesWholeWithItsSourceOrMarkedTruncated(family: Int32, host: String) throws {
+        let ring = try Ring(RingOptions(entries: 8))
+        let buffers = try ProvidedBufferRing(ring: ring, groupID: 5, count: 8, bufferSize: 4096)
+        let layout = DatagramLayout()
+        let receiver = Self.udpSocket(family, host), sender = Self.udpSocket(family, host)
+        defer { close(receiver.fd); close(sender.fd) }
+        let capacity = layout.payloadCapacity(bufferSize: 4096)
+        ring.prepareMultishotRecvMsg(fd: receiver.fd, layout: layout, from: buffers, userData: UserData(slot: 1, generation: 0, kind: 1))
+        ring.submitAndWait(0)
+
+        let sizes = [1, 1000, capacity, capacity + 1, 3]
+        let destination = SocketAddress.loopback(family == AF_INET ? .ipv4 : .ipv6, port: receiver.port)
+        let table = SocketAddressTable(capacity: 1)
+        table.append(destination)
+        for (i, size) in sizes.enumerated() {
+            let payload = [UInt8](repeating: UInt8(i + 1), count: size)
+            let sent = sendto(sender.fd, payload, size, 0, table.sockaddrPointer(0), table.length(0))
+            #expect(sent == size)
+        }
+        let completions = RingSubmissionTests.collect(ring, sizes.count)
+        for (i, completion) in completions.enumerated() {
+            #expect(completion.hasMore, "the one request stays armed")
+            let bid = try #require(completion.bufferID)
+            buffers.take(bid)
+            let datagram = try #require(buffers.datagram(in: bid, completionResult: completion.result, layout: layout))
+            #expect(datagram.source == SocketAddress.loopback(family == AF_INET ? .ipv4 : .ipv6, port: sender.port))
+            #expect(datagram.datagramLength == sizes[i])
+            #expect(datagram.truncated == (sizes[i] > capacity))
+            #expect(datagram.payloadLength == min(sizes[i], capacity))
+            let bytes = buffers.bytes(of: bid, count: datagram.payloadOffset + datagram.payloadLength).suffix(datagram.payloadLength)
+            #expect(Array(bytes) == [UInt8](repeating: UInt8(i + 1), count: datagram.payloadLength))
+            buffers.recycle(bid)
+        }
+    }
+}
