@@ -73,3 +73,56 @@ extension ProvidedBufferRing {
                                 truncated: out.pointee.flags & UInt32(MSG_TRUNC) != 0 || length > held)
     }
 }
+
+/// One `msghdr`, `iovec` and destination address per provided buffer, at fixed
+/// addresses, for sending a datagram held in that buffer to an address of our choosing
+/// (a reply leaving through the listen socket to its client). A buffer carries at most
+/// one datagram in flight, so its header is free again when that send completes.
+public final class DatagramSendHeaders {
+    private let headers: UnsafeMutablePointer<msghdr>
+    private let vectors: UnsafeMutablePointer<iovec>
+    private let addresses: UnsafeMutablePointer<sockaddr_storage>
+    public let count: Int
+
+    public init(count: Int) {
+        self.count = count
+        headers = .allocate(capacity: count)
+        headers.initialize(repeating: msghdr(), count: count)
+        vectors = .allocate(capacity: count)
+        vectors.initialize(repeating: iovec(), count: count)
+        addresses = .allocate(capacity: count)
+        addresses.initialize(repeating: sockaddr_storage(), count: count)
+    }
+
+    deinit {
+        headers.deallocate()
+        vectors.deallocate()
+        addresses.deallocate()
+    }
+
+    fileprivate func header(_ index: Int, to address: SocketAddress, bytes: UnsafeMutableRawPointer, length: Int) -> UnsafeMutablePointer<msghdr> {
+        precondition(index < count)
+        let nameLength = address.write(to: addresses + index)
+        vectors[index] = iovec(iov_base: bytes, iov_len: length)
+        headers[index] = msghdr()
+        headers[index].msg_name = UnsafeMutableRawPointer(addresses + index)
+        headers[index].msg_namelen = nameLength
+        headers[index].msg_iov = vectors + index
+        headers[index].msg_iovlen = 1
+        return headers + index
+    }
+}
+
+extension Ring {
+    /// Sends `length` bytes of provided buffer `bufferID` from `offset` as one datagram
+    /// to `address` (sendmsg on an unconnected socket). MSG_DONTWAIT: a full socket
+    /// buffer drops this datagram (-EAGAIN) instead of parking the request.
+    public func prepareSendDatagram(fd: Int32, to address: SocketAddress, from buffers: ProvidedBufferRing, bufferID: UInt16,
+                                    offset: Int, length: Int, headers: DatagramSendHeaders, userData: UserData) {
+        let header = headers.header(Int(bufferID), to: address, bytes: buffers.address(of: bufferID) + offset, length: length)
+        let sqe = nextSQE()
+        io_uring_prep_sendmsg(sqe, fd, header, UInt32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        io_uring_sqe_set_data64(sqe, userData.rawValue)
+        io_uring_sqe_set_flags(sqe, 0)
+    }
+}

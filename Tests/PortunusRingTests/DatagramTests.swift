@@ -68,4 +68,53 @@ import Testing
             buffers.recycle(bid)
         }
     }
+
+    /// The reply path: a datagram received on a listen socket goes back to its source
+    /// from the same socket and the same buffer, with sendmsg to the address.
+    @Test func aReceivedDatagramIsSentBackToItsSourceFromItsBuffer() throws {
+        let ring = try Ring(RingOptions(entries: 8))
+        let buffers = try ProvidedBufferRing(ring: ring, groupID: 6, count: 4, bufferSize: 2048)
+        let layout = DatagramLayout(), headers = DatagramSendHeaders(count: 4)
+        let listener = Self.udpSocket(AF_INET, "127.0.0.1"), client = Self.udpSocket(AF_INET, "127.0.0.1")
+        defer { close(listener.fd); close(client.fd) }
+        ring.prepareMultishotRecvMsg(fd: listener.fd, layout: layout, from: buffers, userData: UserData(slot: 1, generation: 0, kind: 1))
+        ring.submitAndWait(0)
+        let table = SocketAddressTable(capacity: 1)
+        table.append(.loopback(.ipv4, port: listener.port))
+        let payload = Array("ping over io_uring".utf8)
+        #expect(sendto(client.fd, payload, payload.count, 0, table.sockaddrPointer(0), table.length(0)) == payload.count)
+        let received = RingSubmissionTests.collect(ring, 1)[0]
+        let bid = try #require(received.bufferID)
+        buffers.take(bid)
+        let datagram = try #require(buffers.datagram(in: bid, completionResult: received.result, layout: layout))
+        ring.prepareSendDatagram(fd: listener.fd, to: datagram.source!, from: buffers, bufferID: bid, offset: datagram.payloadOffset,
+                                 length: datagram.payloadLength, headers: headers, userData: UserData(slot: 2, generation: 0, kind: 2))
+        #expect(RingSubmissionTests.collect(ring, 1)[0].result == Int32(payload.count))
+        buffers.recycle(bid)
+        var back = [UInt8](repeating: 0, count: 64)
+        #expect(recv(client.fd, &back, back.count, 0) == payload.count)
+        #expect(Array(back[0..<payload.count]) == payload)
+    }
+
+    /// ICMP port unreachable on a connected upstream socket ends its multishot recvmsg
+    /// with -ECONNREFUSED (and no IORING_CQE_F_MORE): the engine's cue to evict the flow.
+    @Test func aClosedUpstreamPortEndsTheRecvWithConnectionRefused() throws {
+        let ring = try Ring(RingOptions(entries: 8))
+        let buffers = try ProvidedBufferRing(ring: ring, groupID: 7, count: 4, bufferSize: 2048)
+        let layout = DatagramLayout()
+        let closed = Self.udpSocket(AF_INET, "127.0.0.1")
+        close(closed.fd)   // nothing listens on its port any more
+        let upstream = Self.udpSocket(AF_INET, "127.0.0.1")
+        defer { close(upstream.fd) }
+        let table = SocketAddressTable(capacity: 1)
+        table.append(.loopback(.ipv4, port: closed.port))
+        #expect(connect(upstream.fd, table.sockaddrPointer(0), table.length(0)) == 0)
+        ring.prepareMultishotRecvMsg(fd: upstream.fd, layout: layout, from: buffers, userData: UserData(slot: 1, generation: 0, kind: 1))
+        ring.submitAndWait(0)
+        #expect(send(upstream.fd, [1, 2, 3], 3, 0) == 3)
+        let completion = RingSubmissionTests.collect(ring, 1)[0]
+        #expect(completion.result == -ECONNREFUSED)
+        #expect(!completion.hasMore)
+        #expect(completion.bufferID == nil)
+    }
 }
