@@ -64,8 +64,8 @@ extension ConfigParser {
             : defaults.proto
         let (listenKey, listen) = parseListen(reader)
         let targets = parseTargets(reader, proto: proto)
-        let flows = reader.integer("udp_max_flows", in: 1...Limits.maxUDPFlows, meaning: "udp_max_flows")
-        let idle = reader.integer("udp_flow_idle_secs", in: 1...Limits.maxSeconds, meaning: "udp_flow_idle_secs")
+        let flows = reader.integer("udp_max_flows", in: 0...Limits.maxUDPFlows, meaning: "udp_max_flows").flatMap { $0 == 0 ? nil : $0 }
+        let idle = reader.integer("udp_flow_idle_secs", in: 0...Limits.maxSeconds, meaning: "udp_flow_idle_secs").flatMap { $0 == 0 ? nil : $0 }
         let preferIPv6 = reader.bool("prefer_ipv6")
         // 0 says "never" explicitly, overriding a [defaults] value.
         var idleTimeout = defaults.settings.idleTimeout

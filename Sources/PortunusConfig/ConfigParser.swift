@@ -69,8 +69,8 @@ struct ConfigParser {
         if reader.has("protocol") {
             result.proto = reader.choice("protocol", code: ConfigDiagnostic.Code.protocolUnknown)
         }
-        let flows = reader.integer("udp_max_flows", in: 1...Limits.maxUDPFlows, meaning: "udp_max_flows")
-        let idleSecs = reader.integer("udp_flow_idle_secs", in: 1...Limits.maxSeconds, meaning: "udp_flow_idle_secs")
+        let flows = reader.integer("udp_max_flows", in: 0...Limits.maxUDPFlows, meaning: "udp_max_flows").flatMap { $0 == 0 ? nil : $0 }
+        let idleSecs = reader.integer("udp_flow_idle_secs", in: 0...Limits.maxSeconds, meaning: "udp_flow_idle_secs").flatMap { $0 == 0 ? nil : $0 }
         let preferIPv6 = reader.bool("prefer_ipv6")
         let idleTimeout = reader.integer("idle_timeout_secs", in: 0...Limits.maxSeconds, meaning: "idle_timeout_secs")
         result.settings = RuleDefaults(

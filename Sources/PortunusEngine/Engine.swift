@@ -31,6 +31,8 @@ public final class Engine: @unchecked Sendable {
     private let workerCounters: [WorkerCounters]
     /// Target health, shared by the workers.
     public let health: TargetHealth
+    /// `udp_max_flows` per rule, shared by the workers.
+    let flowBudget: UDPFlowBudget
     /// The DNS resolver thread, when some target is named by DNS.
     private let resolver: Resolver?
 
@@ -41,6 +43,8 @@ public final class Engine: @unchecked Sendable {
         } catch { throw EngineStartupError(problems: [error]) }
         var settings = settings
         settings.connectionsPerWorker = budget.connectionsPerWorker
+        // UDP: one datagram per buffer, 256 per worker (16 MiB reserved, touched as used).
+        if !plan.udpListeners.isEmpty && settings.datagramBufferCount == 0 { settings.datagramBufferCount = 256 }
         self.settings = settings
         self.logger = logger
         // At most a year (validated), so the milliseconds cannot overflow.
@@ -59,6 +63,7 @@ public final class Engine: @unchecked Sendable {
         let rules = plan.ruleNames.count
         workerCounters = (0..<settings.workers).map { _ in WorkerCounters(rules: rules) }
         health = TargetHealth(endpoints: plan.endpoints.count)
+        flowBudget = UDPFlowBudget(caps: plan.ruleUDPMaxFlows)
         if plan.names.isEmpty {
             resolver = nil
         } else {
@@ -79,10 +84,11 @@ public final class Engine: @unchecked Sendable {
     /// run by the same user would silently share the port instead of failing.
     private static func probePorts(_ plan: ForwardingPlan) -> [EngineError] {
         var problems: [EngineError] = []
-        for listener in plan.listeners {
+        for (listener, udp) in plan.listeners.map({ ($0, false) }) + plan.udpListeners.map({ ($0, true) }) {
             for family in [SocketAddress.Family.ipv4, .ipv6] {
                 do {
-                    let fd = try Sockets.listener(family, port: listener.port, reusePort: false, backlog: 1)
+                    let fd = udp ? try Sockets.datagramListener(family, port: listener.port, reusePort: false)
+                        : try Sockets.listener(family, port: listener.port, reusePort: false, backlog: 1)
                     Sockets.close(fd)
                 } catch {
                     if ipv6Unavailable(family, error) { continue }
@@ -109,32 +115,40 @@ public final class Engine: @unchecked Sendable {
     }
 
     private func makeSetup(_ index: Int) throws(EngineError) -> WorkerSetup {
-        var fds: [Int32] = []
-        var planIndex: [Int] = []
-        for (i, listener) in plan.listeners.enumerated() {
-            for family in [SocketAddress.Family.ipv4, .ipv6] {
-                do {
-                    fds.append(try Sockets.listener(family, port: listener.port, reusePort: true, backlog: settings.backlog))
-                    planIndex.append(i)
-                } catch {
-                    if Self.ipv6Unavailable(family, error) { continue }
-                    for fd in fds { Sockets.close(fd) }
-                    throw Self.bindError(plan, listener, error)
+        var fds: [Int32] = [], planIndex: [Int] = []
+        var udpFDs: [Int32] = [], udpPlanIndex: [Int] = []
+        for (udp, listeners) in [(false, plan.listeners), (true, plan.udpListeners)] {
+            for (i, listener) in listeners.enumerated() {
+                for family in [SocketAddress.Family.ipv4, .ipv6] {
+                    do {
+                        if udp {
+                            udpFDs.append(try Sockets.datagramListener(family, port: listener.port, reusePort: true))
+                            udpPlanIndex.append(i)
+                        } else {
+                            fds.append(try Sockets.listener(family, port: listener.port, reusePort: true, backlog: settings.backlog))
+                            planIndex.append(i)
+                        }
+                    } catch {
+                        if Self.ipv6Unavailable(family, error) { continue }
+                        for fd in fds + udpFDs { Sockets.close(fd) }
+                        throw Self.bindError(plan, listener, error)
+                    }
                 }
             }
         }
         let wake: Int32
         do { wake = try EventFD.make() } catch {
-            for fd in fds { Sockets.close(fd) }
+            for fd in fds + udpFDs { Sockets.close(fd) }
             throw .workerSetup(worker: index, error)
         }
         return WorkerSetup(index: index, plan: plan, settings: settings, connections: budget.connectionsPerWorker, listenerFDs: fds, listenerPlanIndex: planIndex,
-                           wakeFD: wake, counters: workerCounters[index], logger: logger, health: health, resolver: resolver)
+                           wakeFD: wake, counters: workerCounters[index], logger: logger, health: health, resolver: resolver,
+                           udpListenerFDs: udpFDs, udpListenerPlanIndex: udpPlanIndex, flowBudget: flowBudget)
     }
 
     private func closeAll() {
         for setup in setups {
-            for fd in setup.listenerFDs { Sockets.close(fd) }
+            for fd in setup.listenerFDs + setup.udpListenerFDs { Sockets.close(fd) }
             Sockets.close(setup.wakeFD)
         }
         setups.removeAll()

@@ -12,8 +12,6 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
     case workerSetup(worker: Int, SystemError)
     /// The DNS resolver (for DNS-named targets) could not start.
     case resolver(String)
-    /// The config asks for something this build does not forward yet.
-    case unsupported(rule: String, key: String, what: String)
     /// The listen sockets (and pipes) plus a minimum of connections need more open
     /// files than the process may have.
     case fdLimitTooLow(limit: Int, needed: Int, ports: Int, workers: Int, listenerSockets: Int, pipeFDs: Int)
@@ -31,8 +29,6 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
             return "error[worker_setup]: worker \(worker): \(error)"
         case let .resolver(why):
             return "error[resolver_setup]: the DNS resolver for DNS-named targets cannot start: \(why)"
-        case let .unsupported(rule, key, what):
-            return "error[not_yet_supported]: rule \"\(rule)\", \(key): \(what) is not yet supported by this version"
         case let .fdLimitTooLow(limit, needed, ports, workers, listenerSockets, pipeFDs):
             let pipes = pipeFDs > 0 ? ", \(pipeFDs) for splice pipes" : ""
             return "error[fd_limit_too_low]: \(ports) listen ports × 2 address families × \(workers) workers need \(listenerSockets) listen sockets"

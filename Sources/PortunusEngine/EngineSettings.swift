@@ -49,6 +49,11 @@ public struct EngineSettings: Sendable {
     /// io-wq kernel threads per ring, for each of its two pools (bounded, unbounded):
     /// IORING_REGISTER_IOWQ_MAX_WORKERS. Only splices use them.
     public var ioWorkersPerRing: Int
+    /// Provided buffers per worker for UDP datagrams (power of two; 0: no UDP rule) and
+    /// their size: the largest UDP payload (65,507 bytes) plus the kernel's header and
+    /// the source address fit in one, so no datagram is ever cut.
+    public var datagramBufferCount = 0
+    public var datagramBufferSize = 64 * 1024 + 128
     /// `--dns-server`: the resolvers DNS-named targets are looked up with; empty: the
     /// servers of /etc/resolv.conf.
     public var dnsServers: [DNSServer] = []

@@ -15,7 +15,13 @@ public struct ForwardingPlan: Sendable {
     }
 
     public let ruleNames: [String]
+    /// TCP listen ports.
     let listeners: [Listener]
+    /// UDP listen ports (SPEC.md §7).
+    let udpListeners: [Listener]
+    /// Per rule: `udp_max_flows` (UDP rules; 0 for TCP rules) and the flow idle window.
+    let ruleUDPMaxFlows: [Int]
+    let ruleUDPIdleMs: [Int64]
     /// The address each endpoint dials; for a DNS-named endpoint, the unspecified
     /// IPv4 address with the endpoint's port (the address comes from the resolver).
     let endpoints: [SocketAddress]
@@ -43,10 +49,11 @@ public struct ForwardingPlan: Sendable {
     /// Whether each endpoint is sent a PROXY header first.
     @_spi(Simulation) public var endpointSendsPrelude: [Bool] { endpointPrelude.map { $0 != nil } }
 
-    /// Compiles `config`; refuses what this version cannot forward yet instead of
-    /// silently forwarding it wrongly.
+    /// Compiles `config` (validated, so it cannot fail today; typed throws keep the
+    /// door open for a refusal naming the rule and key).
     public static func compile(_ config: Configuration) throws(EngineError) -> ForwardingPlan {
         var listeners: [Listener] = []
+        var udpListeners: [Listener] = []
         var endpoints: [SocketAddress] = []
         var endpointPrelude: [ProxyVersion?] = []
         var endpointName: [Int32] = []
@@ -55,9 +62,6 @@ public struct ForwardingPlan: Sendable {
         var nameIndex: [String: Int] = [:]
         var nameRules: [[String]] = []
         for (ruleIndex, rule) in config.rules.enumerated() {
-            guard rule.proto == .tcp else {
-                throw .unsupported(rule: rule.name, key: "protocol", what: "UDP forwarding")
-            }
             for offset in 0..<rule.listenPorts.count {
                 let first = endpoints.count
                 for target in rule.targets {
@@ -85,12 +89,16 @@ public struct ForwardingPlan: Sendable {
                         endpointName.append(Int32(index))
                     }
                 }
-                listeners.append(Listener(rule: ruleIndex, port: rule.listenPorts.port(atOffset: offset), endpoints: first..<endpoints.count))
+                let listener = Listener(rule: ruleIndex, port: rule.listenPorts.port(atOffset: offset), endpoints: first..<endpoints.count)
+                if rule.proto == .tcp { listeners.append(listener) } else { udpListeners.append(listener) }
             }
         }
         // At most a year (validated): the milliseconds cannot overflow.
         let idle = config.rules.map { rule in rule.idleTimeout.map { Int($0.components.seconds) * 1000 } ?? 0 }
-        return ForwardingPlan(ruleNames: config.rules.map(\.name), listeners: listeners, endpoints: endpoints,
+        let udpIdle = config.rules.map { rule in Int64(rule.udpFlowIdle.components.seconds) * 1000 }
+        return ForwardingPlan(ruleNames: config.rules.map(\.name), listeners: listeners, udpListeners: udpListeners,
+                              ruleUDPMaxFlows: config.rules.map { $0.proto == .udp ? $0.udpMaxFlows : 0 }, ruleUDPIdleMs: udpIdle,
+                              endpoints: endpoints,
                               endpointName: endpointName, endpointLabels: labels, names: names,
                               nameRules: nameRules.map { $0.joined(separator: ",") },
                               rulePreferIPv6: config.rules.map(\.preferIPv6),

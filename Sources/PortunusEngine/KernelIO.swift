@@ -6,6 +6,11 @@ import PortunusRing
 final class KernelIO: WorkerIO {
     let ring: Ring
     let buffers: ProvidedBufferRing
+    /// UDP's buffer ring (group 2), with the layout its recvmsgs use and one send
+    /// header per buffer; nil without UDP rules.
+    let datagrams: ProvidedBufferRing?
+    let datagramLayout = DatagramLayout()
+    let datagramHeaders: DatagramSendHeaders
 
     /// Creates the ring and its buffer ring. Must run on the worker's own thread
     /// (SINGLE_ISSUER: the creating thread is the only one that may submit).
@@ -20,7 +25,28 @@ final class KernelIO: WorkerIO {
             logger("cannot cap io_uring worker threads; splices may use more threads", error)
         }
         buffers = try ProvidedBufferRing(ring: ring, groupID: 1, count: settings.bufferCount, bufferSize: settings.bufferSize)
+        datagrams = settings.datagramBufferCount == 0 ? nil
+            : try ProvidedBufferRing(ring: ring, groupID: 2, count: settings.datagramBufferCount, bufferSize: settings.datagramBufferSize)
+        datagramHeaders = DatagramSendHeaders(count: settings.datagramBufferCount)
     }
+
+    @inline(__always) func prepareDatagramRecv(fd: Int32, userData: UserData) {
+        ring.prepareMultishotRecvMsg(fd: fd, layout: datagramLayout, from: datagrams!, userData: userData)
+    }
+    @inline(__always) func datagram(in bufferID: UInt16, completionResult: Int32) -> ReceivedDatagram? {
+        datagrams!.datagram(in: bufferID, completionResult: completionResult, layout: datagramLayout)
+    }
+    @inline(__always) func prepareDatagramSend(fd: Int32, to: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData) {
+        if let to {
+            ring.prepareSendDatagram(fd: fd, to: to, from: datagrams!, bufferID: bufferID, offset: offset, length: length,
+                                     headers: datagramHeaders, userData: userData)
+        } else {
+            ring.prepareSend(fd: fd, from: datagrams!, bufferID: bufferID, offset: offset, length: length, userData: userData, dontWait: true)
+        }
+    }
+    @inline(__always) func takeDatagramBuffer(_ bufferID: UInt16) { datagrams!.take(bufferID) }
+    @inline(__always) func recycleDatagramBuffer(_ bufferID: UInt16) { datagrams!.recycle(bufferID) }
+    @inline(__always) func openDatagram(to address: SocketAddress) throws(SystemError) -> Int32 { try Sockets.connectedDatagram(to: address) }
 
     @inline(__always) func reserve(_ count: Int) { ring.reserve(count) }
     @inline(__always) func prepareMultishotAccept(fd: Int32, userData: UserData) { ring.prepareMultishotAccept(fd: fd, userData: userData) }

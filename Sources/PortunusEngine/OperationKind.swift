@@ -14,6 +14,8 @@ enum OperationKind: UInt8 {
     case idleSweep = 11      // the periodic scan for idle connections
     case resolveTimer = 12   // a connection waiting for a name: the connect timeout
     case nameAnswers = 13    // poll on the worker's resolver mailbox
+    case udpRecv = 14        // multishot recvmsg on a UDP listen socket (slot = its index)
+    case udpSweep = 15       // the periodic scan for idle UDP flows
     case recv = 16           // +1 for .down
     case send = 18
     case poll = 20
@@ -21,6 +23,10 @@ enum OperationKind: UInt8 {
     case spliceOut = 24      // pipe -> socket
     case readable = 26       // stand-alone poll of a splice half that holds no pipe
     case writable = 28       // POLLOUT poll on a destination that was full
+    case udpFlowRecv = 30    // multishot recvmsg on a flow's upstream socket (slot = flow)
+    case udpSend = 32        // a datagram's send (slot = its buffer): .up to the upstream, .down to the client
+    case udpCancel = 34      // cancel of a closing flow's upstream recv (slot = flow)
+    case udpRetry = 36       // re-arm a UDP recv after the datagram buffers ran out (slot = listen socket)
 
     @inline(__always)
     static func decode(_ raw: UInt8) -> (OperationKind, Direction)? {

@@ -33,14 +33,18 @@ public struct ResourceBudget: Sendable, Equatable {
                             fdLimit: Int? = nil) throws(EngineError) -> ResourceBudget {
         let fdLimit = fdLimit ?? ProcessSetup.raiseOpenFileLimit()
         let workers = settings.workers
-        let listenerSockets = plan.listeners.count * 2 * workers
+        let listenerSockets = (plan.listeners.count + plan.udpListeners.count) * 2 * workers
         let pipeFDs = settings.relay == .buffers ? 0 : 2 * settings.pipeLimit * workers
-        let fixed = reservedFDs + listenerSockets + pipeFDs
+        // UDP flows hold one socket each: their caps are set aside, up to a quarter of
+        // what is left (past it, a new flow whose socket cannot open drops its datagram).
+        let flowCaps = Set(plan.udpListeners.map(\.rule)).reduce(0) { $0 + plan.ruleUDPMaxFlows[$1] }
+        let flowFDs = min(flowCaps, max(0, fdLimit - reservedFDs - listenerSockets - pipeFDs) / 4)
+        let fixed = reservedFDs + listenerSockets + pipeFDs + flowFDs
         let fdConnections = max(0, (fdLimit - fixed) / 2)
         let wanted = maxConnections ?? defaultMaxConnections
         let minimum = min(wanted, minimumConnectionsPerWorker * workers)
         guard fdConnections >= minimum else {
-            throw .fdLimitTooLow(limit: fdLimit, needed: fixed + 2 * minimum, ports: plan.listeners.count, workers: workers,
+            throw .fdLimitTooLow(limit: fdLimit, needed: fixed + 2 * minimum, ports: plan.listeners.count + plan.udpListeners.count, workers: workers,
                                  listenerSockets: listenerSockets, pipeFDs: pipeFDs)
         }
         let connections = min(wanted, fdConnections)

@@ -23,6 +23,20 @@ public struct RuleCounters: Sendable, Equatable {
     public var dnsFailures: UInt64 = 0
     /// Transitions of a target of the rule from Healthy to Failed (`target_failovers_total`).
     public var targetFailovers: UInt64 = 0
+    /// UDP: datagrams relayed client → upstream and upstream → client (their bytes
+    /// count in bytesIn / bytesOut), and flows open now.
+    public var datagramsIn: UInt64 = 0
+    public var datagramsOut: UInt64 = 0
+    public var flowsActive: UInt64 = 0
+    /// Flows evicted by an ICMP error (refused, reset, aborted, unreachable).
+    public var icmpEvict: UInt64 = 0
+    /// Datagrams dropped: too long for a buffer or for the path (EMSGSIZE), a full
+    /// socket buffer (EWOULDBLOCK), a new client of a rule at `udp_max_flows`, a new
+    /// client whose target name is being resolved.
+    public var emsgsize: UInt64 = 0
+    public var wouldblock: UInt64 = 0
+    public var flowsDroppedOverflow: UInt64 = 0
+    public var flowsPendingDrops: UInt64 = 0
     public init() {}
 }
 
@@ -30,6 +44,7 @@ public struct RuleCounters: Sendable, Equatable {
 enum CounterField: Int, CaseIterable {
     case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures, splicedHalves
     case pipesDiscarded, spilledSends, idleClosed, dnsFailures, targetFailovers
+    case datagramsIn, datagramsOut, flowsActive, icmpEvict, emsgsize, wouldblock, flowsDroppedOverflow, flowsPendingDrops
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
@@ -90,5 +105,13 @@ enum CounterField: Int, CaseIterable {
         totals.idleClosed &+= load(.idleClosed, rule: rule)
         totals.dnsFailures &+= load(.dnsFailures, rule: rule)
         totals.targetFailovers &+= load(.targetFailovers, rule: rule)
+        totals.datagramsIn &+= load(.datagramsIn, rule: rule)
+        totals.datagramsOut &+= load(.datagramsOut, rule: rule)
+        totals.flowsActive &+= load(.flowsActive, rule: rule)
+        totals.icmpEvict &+= load(.icmpEvict, rule: rule)
+        totals.emsgsize &+= load(.emsgsize, rule: rule)
+        totals.wouldblock &+= load(.wouldblock, rule: rule)
+        totals.flowsDroppedOverflow &+= load(.flowsDroppedOverflow, rule: rule)
+        totals.flowsPendingDrops &+= load(.flowsPendingDrops, rule: rule)
     }
 }

@@ -22,7 +22,15 @@ final class UDPFlowTable {
         var generation: UInt32 = 0
         /// Next flow in the same bucket, + 1 (0: none); next free flow when free.
         var nextInBucket: Int32 = 0
+        /// Which of the worker's UDP sockets the client reached (replies leave through it).
+        var listenerSocket: Int32 = -1
+        /// The plan endpoint the flow was made for (its target).
+        var endpoint: Int32 = -1
+        /// Operations of the flow submitted and not completed (its upstream recv, sends).
+        var inFlight: Int32 = 0
         var inUse = false
+        /// Being removed: its upstream recv is cancelled; no datagram is sent any more.
+        var closing = false
     }
 
     let flows: ReservedArray<Flow>
@@ -82,6 +90,7 @@ final class UDPFlowTable {
         let generation = flows[index].generation
         flows[index] = Flow(client: client, listener: listener, rule: rule, upstream: -1, lastActiveMs: nowMs,
                             generation: generation, nextInBucket: buckets[head], inUse: true)
+        flows[index].listenerSocket = listener
         buckets[head] = Int32(index + 1)
         count += 1
         return Int32(index)
@@ -100,9 +109,11 @@ final class UDPFlowTable {
             while flows[Int(link - 1)].nextInBucket != index + 1 { link = flows[Int(link - 1)].nextInBucket }
             flows[Int(link - 1)].nextInBucket = flows[i].nextInBucket
         }
+        precondition(flows[i].inFlight == 0, "removed a flow with operations in flight")
         flows[i].inUse = false
+        flows[i].closing = false
         flows[i].upstream = -1
-        flows[i].generation &+= 1
+        flows[i].generation = (flows[i].generation &+ 1) & UserData.generationMask
         flows[i].nextInBucket = freeHead
         freeHead = index
         count -= 1
@@ -113,7 +124,7 @@ final class UDPFlowTable {
     /// window after its last datagram.
     func idle(nowMs: Int64, windowMs: (Int32) -> Int64) -> [Int32] {
         var expired: [Int32] = []
-        for i in 0..<highWater where flows[i].inUse && nowMs - flows[i].lastActiveMs >= windowMs(flows[i].rule) {
+        for i in 0..<highWater where flows[i].inUse && !flows[i].closing && nowMs - flows[i].lastActiveMs >= windowMs(flows[i].rule) {
             expired.append(Int32(i))
         }
         return expired
@@ -124,7 +135,7 @@ final class UDPFlowTable {
 /// (SPEC.md §7): a flow is counted from the moment it is set up until it is gone.
 /// When a rule is full, a new client's datagrams are dropped and counted; existing
 /// flows are never evicted to make room.
-final class UDPFlowBudget: Sendable {
+@_spi(Simulation) public final class UDPFlowBudget: Sendable {
     private let used: [FlowCount]
     let caps: [Int]
 

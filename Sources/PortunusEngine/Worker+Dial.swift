@@ -137,17 +137,16 @@ extension Worker {
 
     private func targetFailed(_ slot: Int32, _ endpoint: Int32) {
         guard let transition = setup.health.recordFailure(Int(endpoint), nowMs: nowMs) else { return }
-        healthChanged(slot, endpoint, transition)
+        healthChanged(rule: Int(slab[slot].rule), endpoint: endpoint, transition)
     }
 
     private func targetSucceeded(_ slot: Int32, _ endpoint: Int32) {
         guard let transition = setup.health.recordSuccess(Int(endpoint)) else { return }
-        healthChanged(slot, endpoint, transition)
+        healthChanged(rule: Int(slab[slot].rule), endpoint: endpoint, transition)
     }
 
     /// Logged once, by the worker whose attempt made the change.
-    private func healthChanged(_ slot: Int32, _ endpoint: Int32, _ transition: TargetHealth.Transition) {
-        let rule = Int(slab[slot].rule)
+    func healthChanged(rule: Int, endpoint: Int32, _ transition: TargetHealth.Transition) {
         if transition == .failed { counters.add(.targetFailovers, rule: rule, 1) }
         let (from, to) = transition == .failed ? ("healthy", "failed") : ("failed", "healthy")
         let metadata: Logger.Metadata = [

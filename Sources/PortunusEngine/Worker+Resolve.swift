@@ -34,7 +34,7 @@ extension Worker {
         connectionEvent(slot, .resolved)
     }
 
-    private func ask(_ name: Int) {
+    func ask(_ name: Int) {
         names[name].requested = true
         setup.resolver!.request(name: name, worker: setup.index)
     }

@@ -22,10 +22,19 @@ import PortunusRing
     let health: TargetHealth
     /// The resolver thread, when the plan has DNS-named targets.
     let resolver: Resolver?
+    /// UDP sockets owned by this worker, and the plan UDP listener each serves.
+    let udpListenerFDs: [Int32]
+    let udpListenerPlanIndex: [Int]
+    /// `udp_max_flows` per rule, shared by the workers.
+    let flowBudget: UDPFlowBudget
 
     @_spi(Simulation) public init(index: Int, plan: ForwardingPlan, settings: EngineSettings, connections: Int, listenerFDs: [Int32],
                                   listenerPlanIndex: [Int], wakeFD: Int32, counters: WorkerCounters, logger: Logger,
-                                  health: TargetHealth? = nil, resolver: Resolver? = nil) {
+                                  health: TargetHealth? = nil, resolver: Resolver? = nil,
+                                  udpListenerFDs: [Int32] = [], udpListenerPlanIndex: [Int] = [], flowBudget: UDPFlowBudget? = nil) {
+        self.udpListenerFDs = udpListenerFDs
+        self.udpListenerPlanIndex = udpListenerPlanIndex
+        self.flowBudget = flowBudget ?? UDPFlowBudget(caps: plan.ruleUDPMaxFlows)
         precondition(resolver != nil || plan.names.isEmpty, "a plan with DNS-named targets needs a resolver")
         self.health = health ?? TargetHealth(endpoints: plan.endpoints.count)
         self.resolver = resolver
@@ -96,6 +105,17 @@ enum WorkerLayout {
     /// Per slot, the address a connect to a DNS-named target dials (the kernel may read
     /// it after the prepare call); nil when the plan has no names.
     let dialAddresses: SocketAddressTable?
+    /// UDP: this worker's flows (nil without UDP rules), its UDP sockets (-1 once closed
+    /// on stop), the flow each datagram buffer's send belongs to, and the bookkeeping
+    /// of recvs armed, retried, and waiting for a buffer.
+    let flows: UDPFlowTable?
+    var udpSockets: [Int32]
+    var sendFlow: [Int32]
+    var udpArmed = 0
+    var udpRetries = 0
+    var flowsAwaitingBuffers: [(Int32, UInt32)] = []
+    let flowSweep: PinnedTimeout?
+    let udpRetryDelay = PinnedTimeout(milliseconds: 10)
 
     /// A worker over `io` (created on the thread that will run it). `drainMs`: the
     /// shutdown drain budget.
@@ -122,6 +142,12 @@ enum WorkerLayout {
         failureLog = RateLimitedLog(rules: setup.plan.ruleNames.count)
         listenerFDs = setup.listenerFDs
         names = Array(repeating: LocalName(), count: setup.plan.names.count)
+        udpSockets = setup.udpListenerFDs
+        sendFlow = Array(repeating: -1, count: setup.settings.datagramBufferCount)
+        flowsAwaitingBuffers.reserveCapacity(1024)
+        let flowCapacity = Set(setup.plan.udpListeners.map(\.rule)).reduce(0) { $0 + setup.plan.ruleUDPMaxFlows[$1] }
+        flows = flowCapacity == 0 ? nil : try UDPFlowTable(capacity: min(flowCapacity, 1 << 24))
+        flowSweep = Self.flowSweepMs(setup.plan).map { PinnedTimeout(milliseconds: Int($0)) }
         dialAddresses = setup.plan.names.isEmpty ? nil : SocketAddressTable(capacity: setup.connections)
     }
 
@@ -138,10 +164,13 @@ enum WorkerLayout {
         io.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
         armIdleSweep()
         armNameAnswers()
+        armUDP()
     }
 
     /// Stopped, and nothing left to wait for.
-    @_spi(Simulation) public var isFinished: Bool { stopping && slab.inUse == 0 && armedAccepts == 0 }
+    @_spi(Simulation) public var isFinished: Bool {
+        stopping && slab.inUse == 0 && armedAccepts == 0 && udpArmed == 0 && udpRetries == 0 && (flows?.count ?? 0) == 0
+    }
 
     /// One turn of the loop: submit, wait for at least one completion, handle the batch.
     @_spi(Simulation) public func step() {
@@ -157,6 +186,7 @@ enum WorkerLayout {
         assert(pipesInUse == 0, "\(pipesInUse) pipes still held by connections")
         assert(buffersHeldWaiting == 0, "\(buffersHeldWaiting) buffers still counted as held by waiting halves")
         for i in listenerFDs.indices { closeListener(i) }
+        for fd in udpSockets where fd >= 0 { io.close(fd) }
         for pipe in pipePool { io.close(pipe.read); io.close(pipe.write) }
         pipePool.removeAll()
     }
@@ -165,6 +195,12 @@ enum WorkerLayout {
     private func handle(_ completion: Completion) {
         guard let (kind, direction) = OperationKind.decode(completion.userData.kind) else {
             preconditionFailure("unknown operation kind \(completion.userData.kind)")
+        }
+        switch kind {
+        case .udpRecv, .udpFlowRecv, .udpSend, .udpCancel, .udpRetry, .udpSweep:
+            onUDP(kind, direction, completion)
+            return
+        default: break
         }
         // A completion that names a provided buffer hands it to us, whatever the
         // operation's outcome; the handler below either sends from it or gives it back
@@ -322,6 +358,7 @@ enum WorkerLayout {
         for fd in listenerFDs {
             io.prepareCancelAll(fd: fd, userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
         }
+        stopUDP()
         // Pending accept-retry timers are cut short too (their completion re-arms nothing now).
         for listener in listenerFDs.indices {
             io.prepareCancel(UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue),

@@ -54,6 +54,32 @@ import PortunusRing
     func drainWakeup(_ fd: Int32)
     /// A coarse monotonic clock, in milliseconds.
     func nowMs() -> Int64
+
+    // UDP (SPEC.md §7): datagrams go through a buffer ring of their own, one datagram
+    // per buffer. The simulator models TCP only and never plans a UDP rule.
+
+    /// A multishot recvmsg on a UDP socket: one completion per datagram.
+    func prepareDatagramRecv(fd: Int32, userData: UserData)
+    /// The datagram in datagram buffer `bufferID`, filled by a completion of `result` bytes.
+    func datagram(in bufferID: UInt16, completionResult: Int32) -> ReceivedDatagram?
+    /// Sends part of datagram buffer `bufferID` as one datagram: on a connected socket
+    /// (`to` nil), or to `to` through an unconnected one.
+    func prepareDatagramSend(fd: Int32, to: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData)
+    func takeDatagramBuffer(_ bufferID: UInt16)
+    func recycleDatagramBuffer(_ bufferID: UInt16)
+    /// A non-blocking UDP socket connected to `address`.
+    func openDatagram(to address: SocketAddress) throws(SystemError) -> Int32
+}
+
+extension WorkerIO {
+    public func prepareDatagramRecv(fd: Int32, userData: UserData) { preconditionFailure("UDP is not simulated") }
+    public func datagram(in bufferID: UInt16, completionResult: Int32) -> ReceivedDatagram? { preconditionFailure("UDP is not simulated") }
+    public func prepareDatagramSend(fd: Int32, to: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData) {
+        preconditionFailure("UDP is not simulated")
+    }
+    public func takeDatagramBuffer(_ bufferID: UInt16) { preconditionFailure("UDP is not simulated") }
+    public func recycleDatagramBuffer(_ bufferID: UInt16) { preconditionFailure("UDP is not simulated") }
+    public func openDatagram(to address: SocketAddress) throws(SystemError) -> Int32 { preconditionFailure("UDP is not simulated") }
 }
 
 /// The provided buffer ring as the worker uses it: ownership is recorded on both

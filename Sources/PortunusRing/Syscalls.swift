@@ -9,7 +9,27 @@ public enum Sockets {
     /// `reusePort` lets every worker own a listener on the same port (SO_REUSEPORT):
     /// the kernel spreads new connections across them.
     public static func listener(_ family: SocketAddress.Family, port: UInt16, reusePort: Bool, backlog: Int32) throws(SystemError) -> Int32 {
-        let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        let fd = try bound(family, SOCK_STREAM, port: port, reusePort: reusePort)
+        // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt per
+        // port instead of one per connection.
+        setNoDelay(fd)
+        if listen(fd, backlog) != 0 { let e = lastError("listen"); _ = CLiburing.close(fd); throw e }
+        return fd
+    }
+
+    /// A UDP socket bound to the wildcard address of `family` at `port` (IPv6 only
+    /// for .ipv6), non-blocking.
+    public static func datagramListener(_ family: SocketAddress.Family, port: UInt16, reusePort: Bool) throws(SystemError) -> Int32 {
+        let fd = try bound(family, SOCK_DGRAM, port: port, reusePort: reusePort)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        // A burst of new clients queues here while their flows are made: 4 MiB each
+        // way, past net.core.rmem_max/wmem_max when the process may (CAP_NET_ADMIN).
+        setBufferSizes(fd, 4 << 20)
+        return fd
+    }
+
+    private static func bound(_ family: SocketAddress.Family, _ type: __socket_type, port: UInt16, reusePort: Bool) throws(SystemError) -> Int32 {
+        let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(type.rawValue | SOCK_CLOEXEC.rawValue), 0)
         if fd < 0 { throw lastError("socket") }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -28,10 +48,22 @@ public enum Sockets {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
         }
         if rc != 0 { let e = lastError("bind"); _ = CLiburing.close(fd); throw e }
-        // Accepted sockets inherit TCP_NODELAY from the listener: one setsockopt per
-        // port instead of one per connection.
-        setNoDelay(fd)
-        if listen(fd, backlog) != 0 { let e = lastError("listen"); _ = CLiburing.close(fd); throw e }
+        return fd
+    }
+
+    /// A UDP socket for one flow, connected to `address` (a UDP connect sends nothing:
+    /// it fixes the peer, so only its datagrams arrive and ICMP errors are reported),
+    /// non-blocking, with 1 MiB send and receive buffers (as Portunus's upstream sockets).
+    public static func connectedDatagram(to address: SocketAddress) throws(SystemError) -> Int32 {
+        let fd = socket(address.family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
+        if fd < 0 { throw lastError("socket") }
+        setBufferSizes(fd, 1 << 20)
+        var storage = sockaddr_storage()
+        let len = address.write(to: &storage)
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) }
+        }
+        if rc != 0 { let e = lastError("connect"); _ = CLiburing.close(fd); throw e }
         return fd
     }
 
@@ -46,6 +78,15 @@ public enum Sockets {
         if fd < 0 { throw lastError("socket") }
         setNoDelay(fd)
         return fd
+    }
+
+    /// SO_RCVBUF and SO_SNDBUF of `bytes`: the FORCE forms first (beyond the sysctl
+    /// maximum, allowed with CAP_NET_ADMIN), else the plain ones (capped by the kernel).
+    static func setBufferSizes(_ fd: Int32, _ bytes: Int32) {
+        var size = bytes
+        let length = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, length) != 0 { _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, length) }
+        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, length) != 0 { _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, length) }
     }
 
     /// TCP_NODELAY: a forwarder must not add Nagle delay to small writes it relays.

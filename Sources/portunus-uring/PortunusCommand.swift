@@ -176,6 +176,9 @@ struct PortunusCommand: ParsableCommand {
                 "rejected": "\(c.rejected)", "spliced_halves": "\(c.splicedHalves)",
                 "pipes_discarded": "\(c.pipesDiscarded)", "spilled_sends": "\(c.spilledSends)", "idle_closed": "\(c.idleClosed)",
                 "dns_failures": "\(c.dnsFailures)", "target_failovers_total": "\(c.targetFailovers)",
+                "datagrams_in": "\(c.datagramsIn)", "datagrams_out": "\(c.datagramsOut)", "flows_active": "\(c.flowsActive)",
+                "icmp_evict": "\(c.icmpEvict)", "emsgsize": "\(c.emsgsize)", "wouldblock": "\(c.wouldblock)",
+                "flows_dropped_overflow": "\(c.flowsDroppedOverflow)", "flows_pending_drops": "\(c.flowsPendingDrops)",
             ])
         }
     }

@@ -38,8 +38,8 @@ import TestSupport
         ("max_connections", Choice(good: [nil, "1", "16777216"], bad: ["0", "16777217"])),
     ]
     static let defaults: [(String, Choice)] = [
-        ("udp_max_flows", Choice(good: [nil, "1", "16777216"], bad: ["0", "16777217"])),
-        ("udp_flow_idle_secs", Choice(good: [nil, "1", "31536000"], bad: ["0"])),
+        ("udp_max_flows", Choice(good: [nil, "0", "1", "16777216"], bad: ["-1", "16777217"])),
+        ("udp_flow_idle_secs", Choice(good: [nil, "0", "1", "31536000"], bad: ["-1"])),
         ("prefer_ipv6", Choice(good: [nil, "true", "false"], bad: ["1"])),
         ("idle_timeout_secs", Choice(good: [nil, "0", "1", "31536000"], bad: ["31536001", "-1"])),
     ]
@@ -48,7 +48,7 @@ import TestSupport
         ("refresh_ms", Choice(good: [nil, "250", "5000"], bad: ["249", "5001"])),
     ]
     static let ruleKeys: [(String, Choice)] = [
-        ("protocol", Choice(good: [nil, "\"tcp\""], bad: ["\"udp\"", "\"sctp\""])),
+        ("protocol", Choice(good: [nil, "\"tcp\"", "\"udp\""], bad: ["\"sctp\""])),
         ("idle_timeout_secs", Choice(good: [nil, "0", "5", "31536000"], bad: ["31536001"])),
     ]
     static let target: [(String, Choice)] = [

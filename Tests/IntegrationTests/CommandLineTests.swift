@@ -77,7 +77,7 @@ import TestSupport
         #expect(relay.stderr.contains("--relay"))
     }
 
-    @Test(arguments: ["valid_minimal.toml", "valid_proxy_mixed.toml", "valid_portunus_full_example.toml"])
+    @Test(arguments: ["valid_minimal.toml", "valid_proxy_mixed.toml", "valid_portunus_full_example.toml", "valid_udp.toml"])
     func checkAcceptsValidFixtures(file: String) throws {
         let result = try runBinary(["--check", "--config", Repository.fixtures.appendingPathComponent(file).path])
         #expect(result.exitCode == 0)
@@ -89,9 +89,6 @@ import TestSupport
         ("invalid_no_rules.toml", "error[config.no_rules]"),
         ("invalid_proxy_on_udp.toml", "error[validation.proxy_protocol_on_unsupported_rule]: rule \"dns\""),
         ("invalid_proxy_value.toml", "error[validation.proxy_protocol_invalid]: rule \"web\", targets[0].proxy_protocol"),
-        // Valid files asking for what this version cannot forward yet: --check says so
-        // rather than passing a file that start-up would refuse.
-        ("valid_udp.toml", "error[not_yet_supported]: rule \"udp-echo\", protocol: UDP forwarding"),
     ])
     func checkRejectsFixtures(file: String, expected: String) throws {
         let result = try runBinary(["--check", "--config", Repository.fixtures.appendingPathComponent(file).path])

@@ -63,18 +63,4 @@ import TestSupport
         #expect(result.stderr.contains("connect_failures=1"))
     }
 
-    @Test(arguments: [
-        ("[[rule]]\nname = \"u\"\nprotocol = \"udp\"\nlisten_port = 1\ntarget = \"127.0.0.1:53\"\n",
-         "error[not_yet_supported]: rule \"u\", protocol: UDP forwarding"),
-    ])
-    func notYetSupportedIsRefusedByCheckAndStartUp(config: String, expected: String) throws {
-        let path = try CommandLineTests.writeTemp(config)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let check = try runBinary(["--check", "--config", path])
-        #expect(check.exitCode == 2)
-        #expect(check.stderr.contains(expected))
-        let run = try runBinary(["--config", path])
-        #expect(run.exitCode == 2)
-        #expect(run.stderr.contains(expected))
-    }
 }

@@ -56,10 +56,8 @@ struct DefaultsSectionTests {
     static let cases: [InvalidCase] = [
         InvalidCase("protocol unknown", "[defaults]\nprotocol = \"quic\"\n" + minimalRule,
                     Expected("validation.protocol_unknown", key: "defaults.protocol")),
-        InvalidCase("udp_max_flows 0", "[defaults]\nudp_max_flows = 0\n" + minimalRule,
+        InvalidCase("udp_max_flows negative", "[defaults]\nudp_max_flows = -1\n" + minimalRule,
                     Expected("validation.value_out_of_range", key: "defaults.udp_max_flows")),
-        InvalidCase("udp_flow_idle_secs 0", "[defaults]\nudp_flow_idle_secs = 0\n" + minimalRule,
-                    Expected("validation.value_out_of_range", key: "defaults.udp_flow_idle_secs")),
         InvalidCase("udp_flow_idle_secs negative", "[defaults]\nudp_flow_idle_secs = -5\n" + minimalRule,
                     Expected("validation.value_out_of_range", key: "defaults.udp_flow_idle_secs")),
         InvalidCase("prefer_ipv6 as a string", "[defaults]\nprefer_ipv6 = \"yes\"\n" + minimalRule,
@@ -68,11 +66,11 @@ struct DefaultsSectionTests {
         InvalidCase("unknown key in [defaults]", "[defaults]\nproto = \"tcp\"\n" + minimalRule,
                     Expected("validation.unknown_key", key: "defaults.proto"),
                     messageContains: [#"did you mean "protocol""#]),
-        InvalidCase("rule udp_max_flows 0",
-                    rule("web", "listen_port = 1\ntarget = \"h:1\"\nudp_max_flows = 0"),
+        InvalidCase("rule udp_max_flows too large",
+                    rule("web", "listen_port = 1\ntarget = \"h:1\"\nudp_max_flows = 16777217"),
                     Expected("validation.value_out_of_range", rule: "web", key: "udp_max_flows")),
-        InvalidCase("rule udp_flow_idle_secs 0",
-                    rule("web", "listen_port = 1\ntarget = \"h:1\"\nudp_flow_idle_secs = 0"),
+        InvalidCase("rule udp_flow_idle_secs negative",
+                    rule("web", "listen_port = 1\ntarget = \"h:1\"\nudp_flow_idle_secs = -1"),
                     Expected("validation.value_out_of_range", rule: "web", key: "udp_flow_idle_secs")),
         InvalidCase("rule udp_max_flows as a float",
                     rule("web", "listen_port = 1\ntarget = \"h:1\"\nudp_max_flows = 1.0"),
@@ -81,6 +79,16 @@ struct DefaultsSectionTests {
                     rule("web", "listen_port = 1\ntarget = \"h:1\"\nprefer_ipv6 = 1"),
                     Expected("validation.wrong_type", rule: "web", key: "prefer_ipv6")),
     ]
+
+    /// As Portunus: 0 for udp_max_flows or udp_flow_idle_secs means the default.
+    @Test func zeroUDPCapsMeanTheDefaults() throws {
+        let config = try ConfigLoader.parse("[defaults]\nudp_max_flows = 0\nudp_flow_idle_secs = 0\n"
+            + rule("d", "protocol = \"udp\"\nlisten_port = 1\ntarget = \"127.0.0.1:1\"")
+            + rule("r", "protocol = \"udp\"\nlisten_port = 2\ntarget = \"127.0.0.1:2\"\nudp_max_flows = 0\nudp_flow_idle_secs = 0"))
+        for rule in config.rules {
+            #expect(rule.udpMaxFlows == 1024 && rule.udpFlowIdle == .seconds(60))
+        }
+    }
 
     @Test("invalid [defaults] and overrides", arguments: cases)
     func invalid(_ testCase: InvalidCase) { check(testCase) }

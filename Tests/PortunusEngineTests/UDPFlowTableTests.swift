@@ -1,7 +1,7 @@
 import PortunusRing
 import Testing
 import TestSupport
-@testable import PortunusEngine
+@_spi(Simulation) @testable import PortunusEngine
 
 /// The UDP flow table and the per-rule flow caps, without a kernel.
 @Suite struct UDPFlowTableTests {
