@@ -169,7 +169,7 @@ public final class Engine: @unchecked Sendable {
                     }
                     worker = try Worker(setup, io: io, drainMs: drainMs)
                 } catch {
-                    for fd in setup.listenerFDs { Sockets.close(fd) }
+                    for fd in setup.listenerFDs + setup.udpListenerFDs { Sockets.close(fd) }
                     latch.arrive(.workerSetup(worker: setup.index, error))
                     return
                 }

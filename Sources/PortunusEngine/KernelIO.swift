@@ -46,6 +46,7 @@ final class KernelIO: WorkerIO {
     }
     @inline(__always) func takeDatagramBuffer(_ bufferID: UInt16) { datagrams!.take(bufferID) }
     @inline(__always) func recycleDatagramBuffer(_ bufferID: UInt16) { datagrams!.recycle(bufferID) }
+    var datagramBufferFree: Bool { datagrams!.heldCount < datagrams!.count }
     @inline(__always) func openDatagram(to address: SocketAddress) throws(SystemError) -> Int32 { try Sockets.connectedDatagram(to: address) }
 
     @inline(__always) func reserve(_ count: Int) { ring.reserve(count) }

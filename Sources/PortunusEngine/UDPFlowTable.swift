@@ -58,6 +58,7 @@ final class UDPFlowTable {
         var hasher = Hasher()
         hasher.combine(listener)
         hasher.combine(client.port)
+        hasher.combine(client.scopeID)
         client.withOctets { hasher.combine(bytes: $0) }
         return hasher.finalize() & bucketMask
     }

@@ -66,8 +66,9 @@ extension Worker {
             udpArmed -= 1
             if stopping {
                 closeUDPSocket(socket)
-            } else if completion.result == -ENOBUFS {
-                // Every datagram buffer is in use: try again shortly rather than in a loop.
+            } else if completion.result < 0 {
+                // No buffer free (ENOBUFS), or the kernel short of memory: try again
+                // shortly rather than in a loop; datagrams wait in the socket's buffer.
                 io.prepareTimeout(udpRetryDelay, userData: UserData(slot: UInt32(socket), generation: 0, kind: OperationKind.udpRetry.rawValue))
                 udpRetries += 1
             } else {
@@ -91,6 +92,8 @@ extension Worker {
         let flow: Int32
         if let existing = flows!.find(listener: Int32(socket), client: client) {
             guard !flows!.flows[Int(existing)].closing else {
+                // Its flow is being torn down: this datagram goes; the next one makes a new flow.
+                counters.add(.flowsPendingDrops, rule: rule, 1)
                 recycleDatagram(bid)
                 return
             }
@@ -128,21 +131,27 @@ extension Worker {
         let range = setup.plan.udpListeners[listener].endpoints
         for pass in 0..<2 {
             for endpoint in range where setup.health.isFailed(endpoint) == (pass == 1) {
-                guard let address = flowAddress(Int32(endpoint), rule: rule) else {
-                    if setup.plan.endpointName[endpoint] >= 0, names[Int(setup.plan.endpointName[endpoint])].requested {
-                        // The name is being looked up: this datagram goes; the client's
-                        // next one finds the answer.
-                        setup.flowBudget.release(rule)
-                        counters.add(.flowsPendingDrops, rule: rule, 1)
-                        return nil
-                    }
-                    continue
+                let address: SocketAddress
+                switch flowAddress(Int32(endpoint), rule: rule) {
+                case let .address(found): address = found
+                case .failed: continue
+                case .pending:
+                    // The name is being looked up: this datagram goes (the flow keeps the
+                    // target of its priority); the client's next one finds the answer.
+                    setup.flowBudget.release(rule)
+                    counters.add(.flowsPendingDrops, rule: rule, 1)
+                    return nil
                 }
                 let upstream: Int32
                 do {
                     upstream = try io.openDatagram(to: address)
                 } catch {
-                    if let transition = setup.health.recordFailure(endpoint, nowMs: nowMs) { healthChanged(rule: rule, endpoint: Int32(endpoint), transition) }
+                    counters.add(.connectFailures, rule: rule, 1)
+                    // Out of fds or memory here is not the target's fault.
+                    if ![EMFILE, ENFILE, ENOMEM, ENOBUFS].contains(error.errno),
+                       let transition = setup.health.recordFailure(endpoint, nowMs: nowMs) {
+                        healthChanged(rule: rule, endpoint: Int32(endpoint), transition)
+                    }
                     continue
                 }
                 guard let flow = flows!.insert(listener: Int32(socket), client: client, rule: Int32(rule), nowMs: nowMs) else {
@@ -160,15 +169,22 @@ extension Worker {
             }
         }
         setup.flowBudget.release(rule)
-        counters.add(.connectFailures, rule: rule, 1)
         return nil
+    }
+
+    private enum FlowAddress {
+        case address(SocketAddress)
+        /// The name does not resolve now: the next target.
+        case failed
+        /// The name is being looked up.
+        case pending
     }
 
     /// The address a new flow to `endpoint` dials: the literal, or the name's first
     /// address from this worker's cache (asking the resolver when it has none: nil).
-    private func flowAddress(_ endpoint: Int32, rule: Int) -> SocketAddress? {
+    private func flowAddress(_ endpoint: Int32, rule: Int) -> FlowAddress {
         let name = Int(setup.plan.endpointName[Int(endpoint)])
-        guard name >= 0 else { return setup.plan.endpoints[Int(endpoint)] }
+        guard name >= 0 else { return .address(setup.plan.endpoints[Int(endpoint)]) }
         switch names[name].use(nowMs: nowMs, staleMs: staleMs) {
         case .fresh:
             break
@@ -177,15 +193,15 @@ extension Worker {
             counters.add(.dnsFailures, rule: rule, 1)
         case .failed:
             counters.add(.dnsFailures, rule: rule, 1)
-            return nil
+            return .failed
         case .wait:
             if !names[name].requested { ask(name) }
-            return nil
+            return .pending
         }
         let preferIPv6 = setup.plan.rulePreferIPv6[rule]
-        guard let i = names[name].storageIndex(0, preferIPv6: preferIPv6, dead: names[name].deadAddresses(nowMs: nowMs)) else { return nil }
+        guard let i = names[name].storageIndex(0, preferIPv6: preferIPv6, dead: names[name].deadAddresses(nowMs: nowMs)) else { return .failed }
         let address = names[name].addresses[i]
-        return SocketAddress(family: address.isIPv6 ? .ipv6 : .ipv4, addressWords: address.words, port: setup.plan.endpoints[Int(endpoint)].port)
+        return .address(SocketAddress(family: address.isIPv6 ? .ipv6 : .ipv4, addressWords: address.words, port: setup.plan.endpoints[Int(endpoint)].port))
     }
 
     // MARK: upstream → client
@@ -211,7 +227,9 @@ extension Worker {
                 } else if completion.result >= 0 || completion.result == -ENOBUFS {
                     // The kernel ended the multishot (no buffer, or its own reasons):
                     // armed again, after a buffer comes back when there was none.
-                    if completion.result == -ENOBUFS { flowsAwaitingBuffers.append((flow, flows!.flows[f].generation)) } else {
+                    if completion.result == -ENOBUFS && !io.datagramBufferFree {
+                        flowsAwaitingBuffers.append((flow, flows!.flows[f].generation))
+                    } else {
                         io.prepareDatagramRecv(fd: flows!.flows[f].upstream, userData: flowUserData(flow, .udpFlowRecv))
                         flows!.flows[f].inFlight += 1
                     }
@@ -276,13 +294,14 @@ extension Worker {
 
     private func recycleDatagram(_ bid: UInt16) {
         io.recycleDatagramBuffer(bid)
-        // A flow whose recv stopped for want of a buffer is armed again now.
+        // Every flow whose recv stopped for want of a buffer is armed again now (an armed
+        // recv takes a buffer only when a datagram comes; one that finds none again
+        // comes back to this list).
         while let (flow, generation) = flowsAwaitingBuffers.popLast() {
             let f = Int(flow)
             guard flows!.flows[f].inUse, flows!.flows[f].generation == generation, !flows!.flows[f].closing else { continue }
             io.prepareDatagramRecv(fd: flows!.flows[f].upstream, userData: flowUserData(flow, .udpFlowRecv))
             flows!.flows[f].inFlight += 1
-            break
         }
     }
 

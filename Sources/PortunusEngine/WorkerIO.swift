@@ -67,6 +67,8 @@ import PortunusRing
     func prepareDatagramSend(fd: Int32, to: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData)
     func takeDatagramBuffer(_ bufferID: UInt16)
     func recycleDatagramBuffer(_ bufferID: UInt16)
+    /// Whether some datagram buffer is free now (a recv armed now would get one).
+    var datagramBufferFree: Bool { get }
     /// A non-blocking UDP socket connected to `address`.
     func openDatagram(to address: SocketAddress) throws(SystemError) -> Int32
 }
@@ -79,6 +81,7 @@ extension WorkerIO {
     }
     public func takeDatagramBuffer(_ bufferID: UInt16) { preconditionFailure("UDP is not simulated") }
     public func recycleDatagramBuffer(_ bufferID: UInt16) { preconditionFailure("UDP is not simulated") }
+    public var datagramBufferFree: Bool { preconditionFailure("UDP is not simulated") }
     public func openDatagram(to address: SocketAddress) throws(SystemError) -> Int32 { preconditionFailure("UDP is not simulated") }
 }
 

@@ -11,9 +11,12 @@ public struct SocketAddress: Equatable, Sendable, BitwiseCopyable, CustomStringC
     public let port: UInt16
     /// Address bytes in network order: the first 4 (IPv4) or all 16 (IPv6).
     private var storage: (UInt64, UInt64) = (0, 0)
+    /// IPv6 scope (interface) ID: link-local `fe80::1%eth0` and `fe80::1%eth1` are
+    /// different peers. 0 for IPv4 and for global IPv6 addresses.
+    public private(set) var scopeID: UInt32 = 0
 
     public static func == (a: SocketAddress, b: SocketAddress) -> Bool {
-        a.family == b.family && a.port == b.port && a.storage == b.storage
+        a.family == b.family && a.port == b.port && a.storage == b.storage && a.scopeID == b.scopeID
     }
 
     public init(ipv4 octets: [UInt8], port: UInt16) {
@@ -94,6 +97,7 @@ public struct SocketAddress: Equatable, Sendable, BitwiseCopyable, CustomStringC
             return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
                 sin6.pointee.sin6_family = sa_family_t(AF_INET6)
                 sin6.pointee.sin6_port = port.bigEndian
+                sin6.pointee.sin6_scope_id = scopeID
                 withUnsafeMutableBytes(of: &sin6.pointee.sin6_addr) { dst in withOctets { dst.copyMemory(from: $0) } }
                 return socklen_t(MemoryLayout<sockaddr_in6>.size)
             }
@@ -111,6 +115,7 @@ public struct SocketAddress: Equatable, Sendable, BitwiseCopyable, CustomStringC
             let sin6 = UnsafeRawPointer(storage).load(as: sockaddr_in6.self)
             let addr = sin6.sin6_addr
             self = withUnsafeBytes(of: addr) { SocketAddress(family: .ipv6, port: UInt16(bigEndian: sin6.sin6_port), bytes: $0) }
+            scopeID = sin6.sin6_scope_id
         default:
             return nil
         }

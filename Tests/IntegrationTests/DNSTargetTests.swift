@@ -136,6 +136,26 @@ import Glibc
         #expect(Self.stoppedCounter(result.stderr, rule: "dead", "target_failovers_total") == 0)
     }
 
+    @Test func aUDPRuleWithANamedTargetDropsTheFirstDatagramWhileTheNameIsLookedUp() throws {
+        let backend = try UDPEchoBackend()
+        let name = Self.name("udp")
+        let dns = try DnsmasqServer(hosts: [("127.0.0.1", name)], ttl: 60)
+        let listen = freeUDPListenPort()
+        let forwarder = try Self.forwarder(UDPForwardingTests.udpConfig("named-udp", listen: listen, target: "\(name):\(backend.port)"), dns)
+        let client = try UDPSocket(receiveTimeoutMs: 300)
+        try client.send([1], to: listen)
+        #expect(client.receive() == nil, "no flow until the name is known")
+        var answered = false
+        for attempt in 0..<10 where !answered {
+            try client.send([2, UInt8(attempt)], to: listen)
+            answered = client.receive()?.bytes == [2, UInt8(attempt)]
+        }
+        #expect(answered)
+        let result = forwarder.stop()
+        #expect(Self.stoppedCounter(result.stderr, rule: "named-udp", "flows_pending_drops") == 1)
+        #expect(Self.stoppedCounter(result.stderr, rule: "named-udp", "flows_active") == 0)
+    }
+
     @Test func staleAnswersServeForThirtySecondsAfterTheServerDiesThenTheRuleFails() throws {
         let backend = try TestBackend(.greetThenHalfClose(Array("ok".utf8)))
         let name = Self.name("stale")

@@ -10,6 +10,8 @@ public final class UDPSocket: @unchecked Sendable {
     public private(set) var fd: Int32
     public let host: String
     public private(set) var port: UInt16 = 0
+    /// errno of the last failed receive (EAGAIN: the timeout ran out).
+    public private(set) var lastErrno: Int32 = 0
 
     public init(_ host: String = "127.0.0.1", port requested: UInt16 = 0, receiveTimeoutMs: Int = 2000) throws {
         self.host = host
@@ -52,10 +54,13 @@ public final class UDPSocket: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 70_000)
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let n = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &length) }
-        }
-        guard n >= 0 else { return nil }
+        var n = -1
+        repeat {
+            n = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &buffer, buffer.count, 0, $0, &length) }
+            }
+        } while n < 0 && errno == EINTR
+        guard n >= 0 else { lastErrno = errno; return nil }
         let family = Int32(storage.ss_family)
         let port = withUnsafePointer(to: &storage) { p -> UInt16 in
             family == AF_INET6
