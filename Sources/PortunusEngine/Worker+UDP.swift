@@ -79,16 +79,7 @@ extension Worker {
         io.takeDatagramBuffer(bid)
         let planListener = setup.udpListenerPlanIndex[socket]
         let rule = setup.plan.udpListeners[planListener].rule
-        guard !stopping, completion.result >= 0, let datagram = io.datagram(in: bid, completionResult: completion.result),
-              let client = datagram.source else {
-            recycleDatagram(bid)
-            return
-        }
-        if datagram.truncated {
-            counters.add(.emsgsize, rule: rule, 1)
-            recycleDatagram(bid)
-            return
-        }
+        guard let datagram = wholeDatagram(bid, completion, rule: rule, wanted: !stopping), let client = datagram.source else { return }
         let flow: Int32
         if let existing = flows!.find(listener: Int32(socket), client: client) {
             guard !flows!.flows[Int(existing)].closing else {
@@ -107,6 +98,22 @@ extension Worker {
         }
         flows!.flows[Int(flow)].lastActiveMs = nowMs
         send(bid, of: flow, .up, to: nil, offset: datagram.payloadOffset, length: datagram.payloadLength)
+    }
+
+    /// The datagram a recv completion put in buffer `bid`, if it is `wanted`, whole and
+    /// from an IPv4 or IPv6 source; otherwise the buffer goes back (a cut one counted).
+    private func wholeDatagram(_ bid: UInt16, _ completion: Completion, rule: Int, wanted: Bool) -> ReceivedDatagram? {
+        guard wanted, completion.result >= 0, let datagram = io.datagram(in: bid, completionResult: completion.result),
+              datagram.source != nil else {
+            recycleDatagram(bid)
+            return nil
+        }
+        guard !datagram.truncated else {
+            counters.add(.emsgsize, rule: rule, 1)
+            recycleDatagram(bid)
+            return nil
+        }
+        return datagram
     }
 
     /// Sends datagram buffer `bid`'s payload for `flow`: `.up` on its connected upstream
@@ -240,15 +247,7 @@ extension Worker {
         }
         defer { flowOperationEnded(flow) }
         guard let bid else { return }
-        guard completion.result >= 0, !flows!.flows[f].closing, let datagram = io.datagram(in: bid, completionResult: completion.result) else {
-            recycleDatagram(bid)
-            return
-        }
-        if datagram.truncated {
-            counters.add(.emsgsize, rule: rule, 1)
-            recycleDatagram(bid)
-            return
-        }
+        guard let datagram = wholeDatagram(bid, completion, rule: rule, wanted: !flows!.flows[f].closing) else { return }
         flows!.flows[f].lastActiveMs = nowMs
         if let transition = setup.health.recordSuccess(Int(flows!.flows[f].endpoint)) { healthChanged(rule: rule, endpoint: flows!.flows[f].endpoint, transition) }
         send(bid, of: flow, .down, to: flows!.flows[f].client, offset: datagram.payloadOffset, length: datagram.payloadLength)
