@@ -2,7 +2,7 @@
 """Small helpers for run.sh: things that are awkward or fragile in bash.
 
 Subcommands (all print to stdout, errors to stderr, exit non-zero on failure):
-  free-ports N                 N distinct free TCP ports (free on 0.0.0.0 and ::)
+  free-ports [--udp] N         N distinct free TCP (or UDP) ports, free on 0.0.0.0 and ::
   wait-port PORT SECS [PID...] exit 0 once 127.0.0.1:PORT accepts, 1 after SECS
                                or as soon as one of the PIDs has exited
   http-check PORT              GET http://127.0.0.1:PORT/ must answer 200 "ok\\n"
@@ -14,12 +14,17 @@ Subcommands (all print to stdout, errors to stderr, exit non-zero on failure):
   hold --port P --backend-port B --count N --pids PID... [...]
                                memory test: an idle backend on B, N idle connections
                                through the forwarder on P, JSON of what it cost
+  udp-flows N OUT -- CMD...    run N copies of CMD at once (one UDP flow each), each one's
+                               output to OUT.flowI, then print them all, headed
+                               '=== flow I rc R'; exit status: the first non-zero one
+  udp-check PORT               a 1-s sockperf ping-pong through 127.0.0.1:PORT must get
+                               replies (up to 3 tries: a first datagram may be dropped)
   cpu-ticks PID...             utime+stime+cutime+cstime of the PIDs and all their
                                descendants, in clock ticks
   init-samples FILE k=v...     start samples.json with a meta block
   meta FILE k=v...             add keys to the meta block
   sample FILE --subject S ...  parse one tool output and append a sample
-                               (--kind iperf|wrk|memory, or --na REASON)
+                               (--kind iperf|wrk|sockperf|memory, or --na REASON)
 
 Only the standard library: it must run before anything is installed.
 """
@@ -29,7 +34,10 @@ import os
 import re
 import resource
 import selectors
+import signal
 import socket
+import statistics
+import subprocess
 import sys
 import time
 import urllib.request
@@ -39,16 +47,18 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # ---------------------------------------------------------------- ports
 
-def free_ports(count):
+def free_ports(count, udp=False):
     """Bind `count` sockets to port 0 at once so the kernel hands out distinct
     ports, then release them all. A dual-stack :: socket reserves the port on
-    0.0.0.0 and :: together, which portunus-uring needs (it listens on both).
-    A small race remains until the forwarders bind; run.sh binds them at once
-    and before any load generator runs, so nothing else takes these ports."""
+    0.0.0.0 and :: together, which portunus-uring needs (it listens on both, for
+    TCP and for UDP). TCP and UDP ports are separate spaces: udp=True asks for
+    ports free for UDP. A small race remains until the forwarders bind; run.sh
+    binds them at once and before any load generator runs, so nothing else
+    takes these ports."""
     socks = []
     try:
         for _ in range(count):
-            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             s.bind(("::", 0))
             socks.append(s)
@@ -120,6 +130,70 @@ def proxy_check(port, timeout=5.0):
     if body.decode(errors="replace") != want:
         raise RuntimeError(f"port {port}: the PROXY header said {body!r}, want {want!r}")
     print(want.strip())
+
+
+# ---------------------------------------------------------------- UDP
+
+FLOW_HEAD = re.compile(r"^=== flow (\d+) rc (-?\d+)$", re.M)
+
+
+def udp_flows(count, out, cmd):
+    """Start `count` copies of cmd together (each sockperf client has its own socket,
+    so its own source port: one flow through the forwarder each), wait for all, and
+    print their outputs one after the other. On SIGTERM (timeout(1) ran out) the
+    copies are ended too and whatever they wrote is still printed."""
+    procs, files = [], []
+
+    def stop(signum, _frame):
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        signal.signal(signum, signal.SIG_DFL)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for i in range(count):
+        f = open(f"{out}.flow{i}", "w")
+        files.append(f)
+        procs.append(subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT))
+    codes = []
+    for p in procs:
+        while True:
+            try:
+                codes.append(p.wait())
+                break
+            except InterruptedError:
+                continue
+    for i, f in enumerate(files):
+        f.close()
+        with open(f"{out}.flow{i}") as g:
+            text = g.read()
+        print(f"=== flow {i} rc {codes[i]}")
+        print(text, end="" if text.endswith("\n") or not text else "\n")
+    return next((c for c in codes if c), 0)
+
+
+def udp_check(port, tries=3):
+    """A short sockperf ping-pong through the forwarder must get replies. sockperf
+    never resends: a datagram lost in its warm-up stalls it for good, and the
+    first datagram of a new flow may be dropped on purpose (portunus-dns while it
+    looks the name up), so a stalled try is ended and tried again."""
+    why = ""
+    for _ in range(tries):
+        try:
+            r = subprocess.run(["sockperf", "pp", "-i", "127.0.0.1", "-p", str(port), "-m", "64",
+                                "-t", "1", "--full-rtt"], capture_output=True, text=True, timeout=6)
+        except subprocess.TimeoutExpired:
+            why = "sockperf stalled (a datagram got no reply)"
+            continue
+        try:
+            got = parse_sockperf_text(r.stdout + r.stderr)
+        except RuntimeError as e:
+            why = f"sockperf exit {r.returncode}: {e}"
+            continue
+        print(f"{got['rtps']:.0f} round trips/s")
+        return
+    raise RuntimeError(f"no UDP round trip through 127.0.0.1:{port} in {tries} tries: {why}")
 
 
 # ---------------------------------------------------------------- CPU
@@ -532,6 +606,96 @@ def parse_wrk(path):
     return out
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _sockperf_flow(text):
+    """One `sockperf pp --full-rtt` output -> dict, RTT figures in microseconds."""
+    text = _ANSI.sub("", text)
+    if re.search(r"Summary: Latency is", text):
+        raise RuntimeError("sockperf printed one-way latency: --full-rtt is missing")
+    total = re.search(r"\[Total Run\] RunTime=([0-9.]+) sec;.*?SentMessages=(\d+); ReceivedMessages=(\d+)", text)
+    valid = re.search(r"\[Valid Duration\] RunTime=([0-9.]+) sec; SentMessages=(\d+); ReceivedMessages=(\d+)", text)
+    if re.search(r"No messages were received from the server", text):
+        # socat's UDP4-LISTEN fork, for one, drops a new client's first datagrams
+        # while it is forking for another client.
+        raise RuntimeError("sockperf: no reply at all (the forwarder lost this flow's first"
+                           " datagrams; sockperf does not resend)")
+    if not total:
+        raise RuntimeError("sockperf: no '[Total Run]' line (it did not finish)")
+    if not valid:
+        # No statistics at all: no reply came after the warm-up (it stalled on a lost datagram).
+        raise RuntimeError(f"sockperf: no '[Valid Duration]' statistics; {total.group(3)} of"
+                           f" {total.group(2)} messages answered in all, none after the warm-up")
+    runtime, received = float(valid.group(1)), int(valid.group(3))
+    if not received or not runtime:
+        raise RuntimeError("sockperf: no round trip in the valid duration")
+    out = {"runtime_s": runtime, "received": received, "total_received": int(total.group(3))}
+    m = re.search(r"avg-rtt=([0-9.]+)", text)
+    out["avg_us"] = float(m.group(1)) if m else None
+    for pct, key in (("50.000", "p50_us"), ("99.000", "p99_us")):
+        m = re.search(rf"percentile {pct} =\s*([0-9.]+)", text)
+        out[key] = float(m.group(1)) if m else None
+    m = re.search(r"# dropped messages = (\d+); # duplicated messages = (\d+); # out-of-order messages = (\d+)", text)
+    out["dropped"], out["duplicated"], out["out_of_order"] = map(int, m.groups()) if m else (0, 0, 0)
+    # Closed loop, one datagram in flight: the round trips fill the run.
+    # A lost datagram leaves the client waiting for good (sockperf never resends);
+    # sockperf then ends the valid duration at the last reply, so it shows as a valid
+    # duration plus warm-up well short of the whole run, and (had it counted the wait)
+    # as round trips x mean RTT well short of the valid duration. busy: the lower one.
+    total_runtime = float(total.group(1))
+    m = re.search(r"Warm up time=(\d+) msec", text)
+    warmup = int(m.group(1)) / 1000 if m else 0.0
+    shares = [(runtime + warmup) / total_runtime] if total_runtime else []
+    if out["avg_us"]:
+        shares.append(out["avg_us"] * received / 1e6 / runtime)
+    out["busy"] = min(shares) if shares else None
+    return out
+
+
+def parse_sockperf_text(text):
+    """One or more sockperf outputs (udp-flows heads each with '=== flow I rc R')."""
+    heads = list(FLOW_HEAD.finditer(text))
+    if heads:
+        parts = [text[h.end():(heads[i + 1].start() if i + 1 < len(heads) else len(text))]
+                 for i, h in enumerate(heads)]
+    else:
+        parts = [text]
+    flows = []
+    for i, part in enumerate(parts):
+        try:
+            flows.append(_sockperf_flow(part))
+        except RuntimeError as e:
+            raise RuntimeError(f"flow {i}: {e}" if len(parts) > 1 else str(e))
+    p50s = [f["p50_us"] for f in flows if f["p50_us"] is not None]
+    p99s = [f["p99_us"] for f in flows if f["p99_us"] is not None]
+    busy = [f["busy"] for f in flows if f["busy"] is not None]
+    return {
+        "flows": len(flows),
+        # Each flow's own rate over its own valid window (they run together): summed.
+        "rtps": sum(f["received"] / f["runtime_s"] for f in flows),
+        "round_trips": sum(f["received"] for f in flows),
+        # Warm-up and tail included: the CPU window covers them too.
+        "round_trips_total": sum(f["total_received"] for f in flows),
+        "p50_us": statistics.median(p50s) if p50s else None,   # the median flow's median
+        "p99_us": max(p99s) if p99s else None,                  # the worst flow's p99
+        "dropped": sum(f["dropped"] for f in flows),
+        "busy_min": min(busy) if busy else None,
+        "per_flow": [{k: f[k] for k in ("received", "runtime_s", "p50_us", "p99_us", "dropped", "busy")}
+                     for f in flows],
+    }
+
+
+def parse_sockperf(path):
+    with open(path) as f:
+        return parse_sockperf_text(f.read())
+
+
+# A flow busy for less than this share of its valid duration waited on a lost
+# datagram: its rate is not the forwarder's, so the sample is an error.
+UDP_BUSY_LIMIT = 0.9
+
+
 # ---------------------------------------------------------------- samples
 
 def _write_atomic(path, doc):
@@ -636,6 +800,19 @@ def add_sample(a):
             raise RuntimeError(a.error)
         elif a.kind == "memory":
             _memory_sample(sample, a.output, a.running)
+        elif a.kind == "sockperf":
+            parsed = parse_sockperf(a.output)
+            sample.update(parsed)
+            cpu_s = None if a.cpu_ticks is None else a.cpu_ticks / CLK_TCK
+            sample["cpu_s"] = cpu_s
+            sample["cpu_us_per_rt"] = (None if cpu_s is None or not parsed["round_trips_total"]
+                                       else cpu_s * 1e6 / parsed["round_trips_total"])
+            if parsed["busy_min"] is not None and parsed["busy_min"] < UDP_BUSY_LIMIT:
+                raise RuntimeError(f"a flow waited {1 - parsed['busy_min']:.0%} of its run for a reply"
+                                   " that never came (a datagram was lost; sockperf does not resend),"
+                                   " so the rate is not the forwarder's")
+            if parsed["dropped"]:
+                sample["warning"] = f"sockperf: {parsed['dropped']} dropped messages"
         else:
             parsed = parse_iperf(a.output) if a.kind == "iperf" else parse_wrk(a.output)
             sample.update(parsed)
@@ -680,6 +857,14 @@ def add_sample(a):
     elif a.kind == "iperf":
         cpu = sample["cpu_s_per_gb"]
         print(f"{sample['gbps']:.2f} Gbit/s" + (f", {cpu:.3f} CPU s/GB" if cpu is not None else ""))
+    elif a.kind == "sockperf":
+        cpu = sample["cpu_us_per_rt"]
+        p50 = sample["p50_us"]
+        print(f"{sample['rtps']:.0f} round trips/s ({sample['flows']} flow(s))"
+              + (f" p50 {p50:.1f} us" if p50 is not None else "")
+              + f" p99 {sample['p99_us']:.1f} us RTT"
+              + (f", {cpu:.2f} CPU us/round trip" if cpu is not None else "")
+              + (f" [{sample['warning']}]" if "warning" in sample else ""))
     elif a.kind == "memory":
         print(f"RSS idle {sample['rss_idle_kib'] / MiB:.1f} MiB, held {sample['rss_held_kib'] / MiB:.1f} MiB"
               f" ({sample['held']} conns, set-up {sample['setup_secs']:.1f} s), after"
@@ -696,7 +881,14 @@ def add_sample(a):
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("free-ports").add_argument("count", type=int)
+    fp = sub.add_parser("free-ports")
+    fp.add_argument("--udp", action="store_true")
+    fp.add_argument("count", type=int)
+    uf = sub.add_parser("udp-flows")
+    uf.add_argument("count", type=int)
+    uf.add_argument("out")
+    uf.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    sub.add_parser("udp-check").add_argument("port", type=int)
     w = sub.add_parser("wait-port")
     w.add_argument("port", type=int)
     w.add_argument("secs", type=float)
@@ -725,7 +917,7 @@ def main():
     s.add_argument("--subject", required=True)
     s.add_argument("--workload", required=True)
     s.add_argument("--round", type=int, required=True)
-    s.add_argument("--kind", choices=("iperf", "wrk", "memory"), required=True)
+    s.add_argument("--kind", choices=("iperf", "wrk", "sockperf", "memory"), required=True)
     s.add_argument("--output", required=True)
     s.add_argument("--cpu-ticks", type=int)
     s.add_argument("--error")
@@ -735,7 +927,14 @@ def main():
 
     try:
         if a.cmd == "free-ports":
-            print(" ".join(map(str, free_ports(a.count))))
+            print(" ".join(map(str, free_ports(a.count, a.udp))))
+        elif a.cmd == "udp-flows":
+            cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
+            if not cmd:
+                raise RuntimeError("no command after --")
+            sys.exit(udp_flows(a.count, a.out, cmd))
+        elif a.cmd == "udp-check":
+            udp_check(a.port)
         elif a.cmd == "wait-port":
             sys.exit(0 if wait_port(a.port, a.secs, a.pids) else 1)
         elif a.cmd == "http-check":

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 REFERENCE = "haproxy"
+# HAProxy 2.6 has no UDP: the UDP workloads are compared with nginx stream instead.
+UDP_REFERENCE = "nginx-stream"
 DIRECT = "direct"
 # Bars taller than this are cut and labelled with their value, so that one outlier
 # (socat's CPU per new connection is ~8x HAProxy's) does not flatten the rest.
@@ -31,10 +33,25 @@ WORKLOADS = {
                  "req/s", "cpu_us_per_req", "CPU µs/req"),
     "proxy-v2": ("New connections, forwarder sends PROXY v2 (wrk, Connection: close)", "rps",
                  "req/s", "cpu_us_per_req", "CPU µs/req"),
+    "udp64": ("UDP, 64 B datagrams, 1 flow (sockperf ping-pong)", "rtps", "round trips/s",
+              "cpu_us_per_rt", "CPU µs/round trip"),
+    "udp1400": ("UDP, 1,400 B datagrams, 1 flow (sockperf ping-pong)", "rtps", "round trips/s",
+                "cpu_us_per_rt", "CPU µs/round trip"),
+    "udp64-flows": ("UDP, 64 B datagrams, concurrent flows (sockperf ping-pong, one client per flow)",
+                    "rtps", "round trips/s", "cpu_us_per_rt", "CPU µs/round trip"),
 }
 SHORT = {"iperf1": "iperf 1 stream", "iperf4": "iperf 4 streams",
          "newconn": "new conn/s", "keepalive": "keep-alive req/s",
-         "proxy-v1": "PROXY v1 conn/s", "proxy-v2": "PROXY v2 conn/s"}
+         "proxy-v1": "PROXY v1 conn/s", "proxy-v2": "PROXY v2 conn/s",
+         "udp64": "UDP 64 B", "udp1400": "UDP 1400 B", "udp64-flows": "UDP 64 B flows"}
+
+
+def is_udp(workload):
+    return workload.startswith("udp")
+
+
+def reference_for(workload):
+    return UDP_REFERENCE if is_udp(workload) else REFERENCE
 LATENCY = ("p50_ms", "p99_ms")
 MEMORY = "memory"
 MiB = 1024.0
@@ -92,6 +109,8 @@ class Run:
         self.subjects = self._ordered("subjects", "subject")
         ordered = self._ordered("workloads", "workload")
         self.workloads = [w for w in ordered if w in WORKLOADS]
+        self.tcp_workloads = [w for w in self.workloads if not is_udp(w)]
+        self.udp_workloads = [w for w in self.workloads if is_udp(w)]
         self.has_memory = MEMORY in ordered
 
     def _ordered(self, meta_key, sample_key):
@@ -142,7 +161,9 @@ def header(run):
         " every figure is the median over rounds",
         f"- peers: HAProxy {m.get('haproxy', '?')}, nginx {m.get('nginx', '?')},"
         f" socat {m.get('socat', '?')}; load: iperf3 {m.get('iperf3', '?')} (-O 1),"
-        f" wrk {m.get('wrk', '?')}; forwarders with {m.get('forwarder_workers', '?')} workers",
+        f" wrk {m.get('wrk', '?')}"
+        + (f", sockperf {m.get('sockperf', '?')}" if run.udp_workloads else "")
+        + f"; forwarders with {m.get('forwarder_workers', '?')} workers",
         f"- portunus-uring: `{m.get('portunus', '?')}`"
         + (f" (built {m['portunus_built']}, sha256 {m['portunus_sha256']}…)" if m.get("portunus_built", "-") != "-" else "")
         + f"; repo at {m.get('git_rev', '?')} when the run started (the binary may be older)",
@@ -170,40 +191,57 @@ def header(run):
         f"Ratios divide a median by the same workload's `{REFERENCE}` or `{DIRECT}` median from"
         " this run. Higher is better for Gbit/s and req/s, lower for latency and CPU."
         " CPU is the forwarder's own (all threads, workers and children), from /proc."
-        " `range` is (max − min) / median over rounds.",
+        " `range` is (max − min) / median over rounds."
+        + (f" HAProxy 2.6 cannot proxy UDP, so the UDP workloads are compared with"
+           f" `{UDP_REFERENCE}` instead (higher is better for round trips/s)." if run.udp_workloads else ""),
         "",
     ]
     return lines
 
 
 def overview(run):
-    lines = [f"## Headline ratio vs {REFERENCE}", ""]
     if not run.workloads:  # a memory-only run
-        return lines + memory_overview(run)
-    lines += ["| subject | " + " | ".join(SHORT[w] for w in run.workloads) + " |",
-              "|---|" + "---:|" * len(run.workloads)]
-    for subject in run.subjects:
+        return [f"## Headline ratio vs {REFERENCE}", ""] + memory_overview(run)
+    lines = []
+    # TCP workloads against haproxy, UDP ones against nginx stream: one table pair each.
+    # A UDP-only run keeps haproxy's memory table under its own heading.
+    if run.tcp_workloads:
+        lines += ratio_tables(run, run.tcp_workloads, REFERENCE, "")
+    if run.udp_workloads:
+        lines += ratio_tables(run, run.udp_workloads, UDP_REFERENCE, "UDP: ")
+    mem = memory_overview(run)
+    if mem and not run.tcp_workloads:
+        mem = [f"## Memory vs {REFERENCE}", ""] + mem
+    return lines + mem
+
+
+def ratio_tables(run, workloads, reference, prefix):
+    lines = [f"## {prefix}Headline ratio vs {reference}", ""]
+    lines += ["| subject | " + " | ".join(SHORT[w] for w in workloads) + " |",
+              "|---|" + "---:|" * len(workloads)]
+    subjects = [s for s in run.subjects if any(run.rows(w, s) for w in workloads)]
+    for subject in subjects:
         cells = []
-        for w in run.workloads:
+        for w in workloads:
             key = WORKLOADS[w][1]
             cells.append("n/a" if run.not_applicable(w, subject) else
-                         fmt_ratio(ratio(run.median(w, subject, key), run.median(w, REFERENCE, key))))
+                         fmt_ratio(ratio(run.median(w, subject, key), run.median(w, reference, key))))
         lines.append(f"| {subject} | " + " | ".join(cells) + " |")
     cpu_cells_any = False
-    cpu_lines = [f"", f"Forwarder CPU per unit of work vs {REFERENCE} (lower is better):", "",
-                 "| subject | " + " | ".join(SHORT[w] for w in run.workloads) + " |",
-                 "|---|" + "---:|" * len(run.workloads)]
-    for subject in run.subjects:
+    cpu_lines = [f"", f"Forwarder CPU per unit of work vs {reference} (lower is better):", "",
+                 "| subject | " + " | ".join(SHORT[w] for w in workloads) + " |",
+                 "|---|" + "---:|" * len(workloads)]
+    for subject in subjects:
         if subject == DIRECT:
             continue
         cells = []
-        for w in run.workloads:
+        for w in workloads:
             key = WORKLOADS[w][3]
-            r = ratio(run.median(w, subject, key), run.median(w, REFERENCE, key))
+            r = ratio(run.median(w, subject, key), run.median(w, reference, key))
             cpu_cells_any |= r is not None
             cells.append("n/a" if run.not_applicable(w, subject) else fmt_ratio(r))
         cpu_lines.append(f"| {subject} | " + " | ".join(cells) + " |")
-    return lines + (cpu_lines if cpu_cells_any else []) + [""] + memory_overview(run)
+    return lines + (cpu_lines if cpu_cells_any else []) + [""]
 
 
 def memory_overview(run):
@@ -230,6 +268,8 @@ def memory_overview(run):
 
 
 def workload_table(run, w):
+    if is_udp(w):
+        return udp_table(run, w)
     title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
     wrk = key == "rps"
     proxy = w.startswith("proxy-")
@@ -279,6 +319,52 @@ def workload_table(run, w):
                   " backend reporting the real client address and port and the forwarder's"
                   " listen address from the header; `errors` are wrk's socket errors plus non-2xx"
                   " answers (a sample with more than 1% of them counts as failed).", ""]
+    if na_notes:
+        lines += ["n/a: " + "; ".join(na_notes) + ".", ""]
+    return lines
+
+
+def udp_table(run, w):
+    title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
+    ref_name = UDP_REFERENCE
+    cols = [unit, f"vs {ref_name}", f"vs {DIRECT}", "range", "p50 µs RTT", "p99 µs RTT",
+            cpu_unit, f"CPU vs {ref_name}", "flows", "ok/runs"]
+    lines = [f"## {title}", "", "| subject | " + " | ".join(cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    ref = run.median(w, ref_name, key)
+    ref_cpu = run.median(w, ref_name, cpu_key)
+    direct = run.median(w, DIRECT, key)
+    na_notes = []
+    for subject in run.subjects:
+        if not run.rows(w, subject):
+            continue
+        reason = run.not_applicable(w, subject)
+        if reason:
+            na_notes.append(f"{subject}: {reason}")
+            lines.append(f"| {subject} | " + " | ".join(["n/a"] * len(cols)) + " |")
+            continue
+        ok = run.ok(w, subject)
+        value = median_of(ok, key)
+        cpu = median_of(ok, cpu_key)
+        lines.append(f"| {subject} | " + " | ".join([
+            fmt(value), fmt_ratio(ratio(value, ref)), fmt_ratio(ratio(value, direct)),
+            fmt_pct(spread_of(ok, key)), fmt(median_of(ok, "p50_us"), 1),
+            fmt(median_of(ok, "p99_us"), 1), fmt(cpu, 2), fmt_ratio(ratio(cpu, ref_cpu)),
+            fmt_int(median_of(ok, "flows")), f"{len(ok)}/{len(run.rows(w, subject))}"]) + " |")
+    many = w.endswith("-flows")
+    lines += ["", "sockperf ping-pong (`sockperf pp --full-rtt`): each flow is one client socket"
+              " sending a datagram and waiting for the sockperf server's reply before the next one"
+              " (one datagram in flight per flow), so a round trip is two datagrams through the"
+              " forwarder, one each way. round trips/s = replies in sockperf's valid duration"
+              " (after its warm-up) / that duration"
+              + (", summed over the flows, which run at once" if many else "")
+              + ". RTT is the full round trip (`--full-rtt`; without it sockperf prints half of it);"
+              + (" p50 is the median flow's p50, p99 the worst flow's p99." if many else
+                 " p50 and p99 are sockperf's percentiles.")
+              + " CPU µs/round trip = forwarder CPU over the whole run / every reply received,"
+              " warm-up included (the CPU window covers it); per datagram it is half of that."
+              " sockperf never resends, so a lost datagram stalls its flow: a sample where a flow"
+              " stood waiting for more than 10% of its run is counted as failed.", ""]
     if na_notes:
         lines += ["n/a: " + "; ".join(na_notes) + ".", ""]
     return lines
@@ -412,14 +498,18 @@ def chart(run, path):
         import matplotlib.pyplot as plt
     except ImportError:
         return "chart.png not written: matplotlib is not installed for this python3"
-    rates = any(run.ok(w, REFERENCE) for w in run.workloads)
+    rates = any(run.ok(w, reference_for(w)) for w in run.workloads)
     memory = bool(run.held(REFERENCE))
     if not rates and not memory:
-        return f"chart.png not written: no successful {REFERENCE} sample to compare against"
+        return (f"chart.png not written: no successful {REFERENCE}"
+                + (f" or {UDP_REFERENCE}" if run.udp_workloads else "") + " sample to compare against")
 
     colors = plt.get_cmap("tab10")
     color_of = {s: colors(i % 10) for i, s in enumerate(run.subjects)}
-    ylabel = f"ratio to {REFERENCE} (median of rounds)"
+    ylabel = f"ratio to {REFERENCE} (median of rounds)" if not run.udp_workloads else \
+        f"ratio to {REFERENCE} / {UDP_REFERENCE} (median of rounds)"
+    # UDP groups are divided by nginx stream's figure (HAProxy 2.6 has no UDP).
+    udp_note = f"; UDP vs {UDP_REFERENCE}" if run.udp_workloads else ""
     short = [SHORT[w] for w in run.workloads]
     panels = []
     if rates:
@@ -427,13 +517,15 @@ def chart(run, path):
             def value(subject, label):
                 w = run.workloads[short.index(label)]
                 key = WORKLOADS[w][idx]
-                return ratio(run.median(w, subject, key), run.median(w, REFERENCE, key)), ""
+                return ratio(run.median(w, subject, key), run.median(w, reference_for(w), key)), ""
             return value
         panels.append((short, run.subjects, rate_value(1),
-                       f"Throughput / request rate vs {REFERENCE} (higher is better"
-                       + ("; n/a has no bar)" if any(w.startswith("proxy-") for w in run.workloads) else ")")))
+                       f"Throughput / request rate vs {REFERENCE}{udp_note} (higher is better"
+                       + ("; n/a has no bar)" if any(w.startswith("proxy-") or is_udp(w) for w in run.workloads)
+                          else ")")))
         panels.append((short, [s for s in run.subjects if s != DIRECT], rate_value(3),
-                       f"Forwarder CPU per GB / per request vs {REFERENCE} (lower is better)"))
+                       f"Forwarder CPU per GB / per request / per round trip vs {REFERENCE}{udp_note}"
+                       " (lower is better)"))
     if memory:
         count = run.meta.get("hold_connections", 5000)
         labels = {label: key for key, label in MEMORY_BARS}

@@ -22,6 +22,14 @@
 #                                     send-proxy, nginx proxy_protocol on, portunus
 #                                     proxy_protocol = "v1"); n/a for direct, socat
 #                           proxy-v2  the same with PROXY v2 (n/a for nginx: it sends v1 only)
+#                           udp64     UDP, 64 B datagrams, one flow: sockperf ping-pong
+#                                     (closed loop, one datagram in flight) to a sockperf
+#                                     server; round trips/s, p50 p99 round-trip time
+#                                     (--full-rtt), forwarder CPU us per round trip (two
+#                                     datagrams forwarded); n/a for haproxy (no UDP in 2.6)
+#                           udp1400   the same with 1,400 B datagrams
+#                           udp64-flows  udp64 with 8 sockperf clients at once, one flow
+#                                     each: summed round trips/s, the worst flow's p99
 #                           memory    RSS/PSS, threads and io_uring workers of a fresh
 #                                     forwarder idle, then holding 5,000 idle connections
 #                                     to an idle backend, then after they closed (not direct)
@@ -40,7 +48,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 PROBE=(python3 "$HERE/probe.py")
 
 ALL_SUBJECTS=(direct haproxy haproxy-splice nginx-stream socat portunus-buffers portunus-splice portunus-auto portunus-dns)
-ALL_WORKLOADS=(iperf1 iperf4 newconn keepalive proxy-v1 proxy-v2 memory)
+ALL_WORKLOADS=(iperf1 iperf4 newconn keepalive proxy-v1 proxy-v2 udp64 udp1400 udp64-flows memory)
 
 ROUNDS=3
 DURATION_SECS=5
@@ -66,6 +74,12 @@ WRK_CONNECTIONS=50
 HOLD_CONNECTIONS=5000
 HOLD_SETUP_SECS=30      # cap on opening them all (socat forks one process per connection)
 HOLD_TEARDOWN_SECS=20   # cap on the forwarder letting them all go again
+# udp64-flows: concurrent sockperf clients, each its own socket and so its own flow.
+UDP_FLOWS=8
+# socat ends a UDP child (one per client address) after this long without traffic;
+# nginx ends a UDP session the same way (proxy_timeout). Every sockperf run is a new
+# client port, so without it every run would leave one child / session behind.
+UDP_IDLE_SECS=10
 
 STARTED_PIDS=()          # every long-lived process we started, for cleanup
 declare -A SUBJECT_PIDS  # subject -> "pid pid": the processes whose CPU we charge it
@@ -73,6 +87,7 @@ declare -A IPERF_PORT    # subject -> port that reaches the iperf3 backend
 declare -A HTTP_PORT     # subject -> port that reaches the nginx http backend
 declare -A PP_PORT       # subject/proxy-vN -> port whose forwarder sends that PROXY header
 declare -A MEM_PORT      # subject -> listen port of its memory-test instance
+declare -A UDP_PORT      # subject -> UDP port that reaches the sockperf backend (UDP runs only)
 declare -A BROKEN        # subject/workload -> why its pre-measurement check failed
 declare -A DEAD          # subject -> why it is no longer measured
 TOOL_PID=""              # the load generator currently running, if any
@@ -129,6 +144,12 @@ parse_args() {
     OUT=$(cd "$OUT" && pwd)
 }
 
+wants_udp() {
+    local w
+    for w in "${WORKLOADS[@]}"; do [[ $w == udp* ]] && return 0; done
+    return 1
+}
+
 wants_portunus() {
     local s
     for s in "${SUBJECTS[@]}"; do [[ $s == portunus-* ]] && return 0; done
@@ -141,7 +162,7 @@ ensure_packages() {
     # Check before touching apt so a second run neither updates nor installs.
     local -a missing=()
     local pkg
-    for pkg in haproxy nginx libnginx-mod-stream iperf3 wrk socat procps dnsmasq-base; do
+    for pkg in haproxy nginx libnginx-mod-stream iperf3 wrk socat procps dnsmasq-base sockperf; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
     done
     command -v python3 >/dev/null || missing+=(python3)
@@ -284,6 +305,16 @@ start_iperf_server() {
     wait_port "$BACKEND_IPERF_PORT" iperf3-server "$IPERF_SERVER_PID"
 }
 
+# UDP backend: sockperf's server answers every ping-pong request. Started only when
+# a UDP workload runs; not charged to any subject.
+start_udp_backend() {
+    start_bg "" sockperf-server sockperf sr -i 127.0.0.1 -p "$BACKEND_UDP_PORT"
+    sleep 0.5
+    is_alive "$LAST_PID" || { show_logs sockperf-server; die "sockperf server did not start"; }
+    "${PROBE[@]}" udp-check "$BACKEND_UDP_PORT" >/dev/null ||
+        { show_logs sockperf-server; die "sockperf server does not answer on 127.0.0.1:$BACKEND_UDP_PORT"; }
+}
+
 restart_iperf_server() {
     # After a failed test the server may wait on a dead control connection and
     # answer "busy" to everything after it: start a fresh one on the same port.
@@ -342,6 +373,7 @@ EOF
 
 proxy_na() {  # proxy_na SUBJECT WORKLOAD : why SUBJECT cannot take part in WORKLOAD, or nothing
     case $1/$2 in
+        haproxy/udp* | haproxy-splice/udp*) echo "HAProxy 2.6 does not proxy UDP" ;;
         direct/proxy-*) echo "no forwarder: wrk itself sends no PROXY header" ;;
         socat/proxy-*) echo "socat cannot send a PROXY header" ;;
         nginx-stream/proxy-v2) echo "nginx can only send PROXY v1 (proxy_protocol on;)" ;;
@@ -383,7 +415,7 @@ listen proxy-v2
 EOF
 }
 
-write_nginx_stream_conf() {  # write_nginx_stream_conf FILE IPERF_PORT HTTP_PORT PROXY_V1_PORT
+write_nginx_stream_conf() {  # write_nginx_stream_conf FILE IPERF_PORT HTTP_PORT PROXY_V1_PORT [UDP_PORT]
     cat >"$1" <<EOF
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes $FORWARDER_WORKERS;
@@ -398,12 +430,27 @@ stream {
         proxy_pass 127.0.0.1:$BACKEND_PP_PORT;
         proxy_protocol on;
     }
+$(nginx_udp_server "${5:-}")
 }
 EOF
 }
 
-write_portunus_conf() {  # write_portunus_conf FILE IPERF_PORT HTTP_PORT PROXY_V1_PORT PROXY_V2_PORT [HOST]
-    local host=${6:-127.0.0.1}
+# nginx_udp_server PORT : the UDP server block, or nothing without a port. A session
+# per client address lives until proxy_timeout passes without traffic, so one flow is
+# one upstream socket, as in portunus. (proxy_responses 1 would end it after every
+# reply and open a new upstream socket per datagram: about 40% fewer round trips
+# in a check here, and not what a user forwarding a UDP flow would set.)
+nginx_udp_server() {
+    [[ -n $1 ]] || return 0
+    echo "    server {"
+    echo "        listen 127.0.0.1:$1 udp reuseport;"
+    echo "        proxy_pass 127.0.0.1:$BACKEND_UDP_PORT;"
+    echo "        proxy_timeout ${UDP_IDLE_SECS}s;"
+    echo "    }"
+}
+
+write_portunus_conf() {  # write_portunus_conf FILE IPERF_PORT HTTP_PORT PROXY_V1_PORT PROXY_V2_PORT [HOST [UDP_PORT]]
+    local host=${6:-127.0.0.1} udp=${7:-}
     cat >"$1" <<EOF
 [global]
 log_level = "warn"
@@ -435,6 +482,15 @@ protocol = "tcp"
 listen_port = $5
 targets = [ { host = "$host", port = $BACKEND_PP_PORT, proxy_protocol = "v2" } ]
 EOF
+    [[ -n $udp ]] || return 0
+    cat >>"$1" <<EOF
+
+[[rule]]
+name = "udp"
+protocol = "udp"
+listen_port = $udp
+target = "$host:$BACKEND_UDP_PORT"
+EOF
 }
 
 start_subject() {
@@ -446,7 +502,7 @@ start_subject() {
             # -db: foreground, no daemon; one process, its threads sum in /proc/PID/stat.
             start_bg "$s" "$s" haproxy -f "$dir/haproxy.cfg" -db ;;
         nginx-stream)
-            write_nginx_stream_conf "$dir/nginx.conf" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}"
+            write_nginx_stream_conf "$dir/nginx.conf" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${UDP_PORT[$s]:-}"
             start_bg "$s" "$s" nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' ;;
         socat)
             # socat forwards one address per process; both are charged to the subject.
@@ -456,14 +512,24 @@ start_subject() {
                 "TCP4:127.0.0.1:$BACKEND_IPERF_PORT"
             start_bg "$s" "$s.http" socat \
                 "TCP4-LISTEN:$hp,bind=127.0.0.1,fork,reuseaddr,backlog=4096" \
-                "TCP4:127.0.0.1:$BACKEND_HTTP_PORT" ;;
+                "TCP4:127.0.0.1:$BACKEND_HTTP_PORT"
+            # UDP4-LISTEN with fork: one child per client address, which then owns that
+            # flow (UDP4-RECVFROM with fork forks a child per datagram: ~7x fewer round
+            # trips in a check here). -T ends a child idle for UDP_IDLE_SECS.
+            if [[ -n ${UDP_PORT[$s]:-} ]]; then
+                start_bg "$s" "$s.udp" socat -T "$UDP_IDLE_SECS" \
+                    "UDP4-LISTEN:${UDP_PORT[$s]},bind=127.0.0.1,fork,reuseaddr" \
+                    "UDP4:127.0.0.1:$BACKEND_UDP_PORT"
+            fi ;;
         portunus-buffers | portunus-splice | portunus-auto)
-            write_portunus_conf "$dir/portunus.toml" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${PP_PORT[$s/proxy-v2]}"
+            write_portunus_conf "$dir/portunus.toml" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${PP_PORT[$s/proxy-v2]}" \
+                127.0.0.1 "${UDP_PORT[$s]:-}"
             start_bg "$s" "$s" "$BINARY" --config "$dir/portunus.toml" \
                 --workers "$FORWARDER_WORKERS" --relay "${s#portunus-}" ;;
         portunus-dns)
             start_dns_server
-            write_portunus_conf "$dir/portunus.toml" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${PP_PORT[$s/proxy-v2]}" "$DNS_NAME"
+            write_portunus_conf "$dir/portunus.toml" "$ip" "$hp" "${PP_PORT[$s/proxy-v1]}" "${PP_PORT[$s/proxy-v2]}" \
+                "$DNS_NAME" "${UDP_PORT[$s]:-}"
             start_bg "$s" "$s" "$BINARY" --config "$dir/portunus.toml" \
                 --workers "$FORWARDER_WORKERS" --relay buffers --dns-server "127.0.0.1:$DNS_PORT" ;;
         direct) ;;
@@ -514,6 +580,19 @@ check_subject() {  # both ports accept, and an HTTP request makes the round trip
             show_logs "$s"
         fi
     done
+    # UDP: a short sockperf ping-pong must come back (this also puts portunus-dns'
+    # name in its cache). A failure marks the subject's UDP workloads, as for PROXY.
+    if [[ -n ${UDP_PORT[$s]:-} ]]; then
+        if said=$("${PROBE[@]}" udp-check "${UDP_PORT[$s]}" 2>&1); then
+            log "  udp through $s: $said"
+        else
+            for w in "${WORKLOADS[@]}"; do
+                [[ $w == udp* ]] && BROKEN[$s/$w]="check before measuring failed: $said"
+            done
+            log "  udp through $s: FAILED: $said"
+            show_logs "$s"
+        fi
+    fi
 }
 
 assign_ports() {
@@ -540,6 +619,19 @@ assign_ports() {
         done
         i=$((i + 5))
     done
+    wants_udp || return 0
+    # UDP ports are a space of their own: ask for ports free for UDP.
+    read -ra ports <<<"$("${PROBE[@]}" free-ports --udp $((1 + ${#SUBJECTS[@]})))"
+    BACKEND_UDP_PORT=${ports[0]}
+    i=1
+    for s in "${SUBJECTS[@]}"; do
+        if [[ $s == direct ]]; then
+            UDP_PORT[$s]=$BACKEND_UDP_PORT
+        elif [[ -z $(proxy_na "$s" udp64) ]]; then
+            UDP_PORT[$s]=${ports[i]}
+        fi
+        i=$((i + 1))
+    done
 }
 
 # ---------------------------------------------------------------- measuring
@@ -564,7 +656,7 @@ subject_alive() {
 
 measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
     local round=$1 workload=$2 s=$3
-    local tag="r$round-$workload-$s" kind out rc=0 ran=0 before="" after="" error="" line
+    local tag="r$round-$workload-$s" kind out rc=0 ran=0 before="" after="" error="" line tool
     local -a cmd
     case $workload in
         iperf1 | iperf4)
@@ -581,7 +673,18 @@ measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
             kind=wrk out=$OUT/run/raw/$tag.txt
             cmd=(wrk "-t$WRK_THREADS" "-c$WRK_CONNECTIONS" "-d${DURATION_SECS}s" --latency
                 -H 'Connection: close' "http://127.0.0.1:${PP_PORT[$s/$workload]:-0}/") ;;
+        udp64 | udp1400 | udp64-flows)
+            # Through probe.py udp-flows even for one flow: one output format, and
+            # stdout and stderr of each client kept together.
+            local size=64 flows=1
+            [[ $workload == udp1400 ]] && size=1400
+            [[ $workload == udp64-flows ]] && flows=$UDP_FLOWS
+            kind=sockperf out=$OUT/run/raw/$tag.txt
+            cmd=("${PROBE[@]}" udp-flows "$flows" "$out" -- sockperf pp -i 127.0.0.1
+                -p "${UDP_PORT[$s]:-0}" -m "$size" -t "$DURATION_SECS" --full-rtt) ;;
     esac
+    tool=${cmd[0]}
+    [[ $kind == sockperf ]] && tool=sockperf
     : >"$out"
     local na
     na=$(proxy_na "$s" "$workload")
@@ -612,9 +715,11 @@ measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
             error=${DEAD[$s]}
             show_logs "$s"
         elif ((rc == 124)); then
-            error="${cmd[0]} timed out after $((DURATION_SECS + 30))s"
+            error="$tool timed out after $((DURATION_SECS + 30))s"
+            # sockperf never resends: a datagram lost in its warm-up stalls it for good.
+            [[ $kind == sockperf ]] && error+=" (a sockperf client got no reply to a datagram)"
         elif ((rc != 0)); then
-            error="${cmd[0]} exit $rc: $(tail -c 300 "$out.stderr" | tr '\n' ' ')"
+            error="$tool exit $rc: $(tail -c 300 "$out.stderr" | tr '\n' ' ')"
             # iperf3 -J puts its own message in the JSON; probe.py reads it from there.
             [[ $kind == iperf ]] && error=""
         fi
@@ -755,6 +860,8 @@ init_samples() {
         "nginx=$(nginx -v 2>&1 | sed 's|.*/||')" \
         "socat=$(socat -V | sed -n 's/^socat version \([^ ]*\).*/\1/p')" \
         "iperf3=$(iperf3 --version | head -n1 | awk '{print $2}')" \
+        "sockperf=$(sockperf --version 2>&1 | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -n1)" \
+        "udp_flows=$UDP_FLOWS" \
         "portunus=${BINARY:-not run}" "git_rev=$git_rev" \
         "portunus_built=$([[ -n $BINARY ]] && date -u -r "$BINARY" +%Y-%m-%dT%H:%M:%SZ || echo -)" \
         "portunus_sha256=$([[ -n $BINARY ]] && sha256sum "$BINARY" | cut -c1-12 || echo -)" \
@@ -778,11 +885,12 @@ main() {
     log "results in $OUT"
     start_iperf_server
     start_http_backend
+    wants_udp && start_udp_backend
     local s w r
     for s in "${SUBJECTS[@]}"; do start_subject "$s"; done
     for s in "${SUBJECTS[@]}"; do
         check_subject "$s"
-        log "ready: $s (iperf ${IPERF_PORT[$s]}, http ${HTTP_PORT[$s]}, pids ${SUBJECT_PIDS[$s]:-none})"
+        log "ready: $s (iperf ${IPERF_PORT[$s]}, http ${HTTP_PORT[$s]}${UDP_PORT[$s]:+, udp ${UDP_PORT[$s]}}, pids ${SUBJECT_PIDS[$s]:-none})"
     done
 
     local total=$((ROUNDS * ${#WORKLOADS[@]} * ${#SUBJECTS[@]}))
