@@ -267,6 +267,26 @@ def memory_overview(run):
     return lines + [""]
 
 
+def subject_rows(run, w, title, cols, cells_of):
+    """A workload's table heading and one row per subject that took part: n/a with its
+    reason, or cells_of(subject, ok samples) followed by ok/runs (the last column)."""
+    lines = [f"## {title}", "", "| subject | " + " | ".join(cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    na_notes = []
+    for subject in run.subjects:
+        if not run.rows(w, subject):
+            continue
+        reason = run.not_applicable(w, subject)
+        if reason:
+            na_notes.append(f"{subject}: {reason}")
+            lines.append(f"| {subject} | " + " | ".join(["n/a"] * len(cols)) + " |")
+            continue
+        ok = run.ok(w, subject)
+        cells = cells_of(subject, ok) + [f"{len(ok)}/{len(run.rows(w, subject))}"]
+        lines.append(f"| {subject} | " + " | ".join(cells) + " |")
+    return lines, na_notes
+
+
 def workload_table(run, w):
     if is_udp(w):
         return udp_table(run, w)
@@ -281,21 +301,11 @@ def workload_table(run, w):
     if wrk:
         cols += ["p50 ms", "p99 ms"]
     cols += [cpu_unit, f"CPU vs {REFERENCE}"] + (["errors"] if wrk else []) + ["ok/runs"]
-    lines = [f"## {title}", "", "| subject | " + " | ".join(cols) + " |",
-             "|---|" + "---:|" * len(cols)]
     ref = run.median(w, REFERENCE, key)
     ref_cpu = run.median(w, REFERENCE, cpu_key)
     direct = run.median(w, DIRECT, key)
-    na_notes = []
-    for subject in run.subjects:
-        if not run.rows(w, subject):
-            continue
-        reason = run.not_applicable(w, subject)
-        if reason:
-            na_notes.append(f"{subject}: {reason}")
-            lines.append(f"| {subject} | " + " | ".join(["n/a"] * len(cols)) + " |")
-            continue
-        ok = run.ok(w, subject)
+
+    def cells_of(subject, ok):
         value = median_of(ok, key)
         cpu = median_of(ok, cpu_key)
         cells = [fmt(value), fmt_ratio(ratio(value, ref))]
@@ -311,8 +321,9 @@ def workload_table(run, w):
             # Failed requests over all rounds, failed samples included: never hidden.
             errs = [e for e in map(wrk_errors, run.rows(w, subject)) if e is not None]
             cells.append(fmt_int(sum(errs)) if errs else "–")
-        cells.append(f"{len(ok)}/{len(run.rows(w, subject))}")
-        lines.append(f"| {subject} | " + " | ".join(cells) + " |")
+        return cells
+
+    lines, na_notes = subject_rows(run, w, title, cols, cells_of)
     lines.append("")
     if proxy:
         lines += ["Before measuring, one request through each sender must come back 200 with the"
@@ -329,28 +340,19 @@ def udp_table(run, w):
     ref_name = UDP_REFERENCE
     cols = [unit, f"vs {ref_name}", f"vs {DIRECT}", "range", "p50 µs RTT", "p99 µs RTT",
             cpu_unit, f"CPU vs {ref_name}", "flows", "ok/runs"]
-    lines = [f"## {title}", "", "| subject | " + " | ".join(cols) + " |",
-             "|---|" + "---:|" * len(cols)]
     ref = run.median(w, ref_name, key)
     ref_cpu = run.median(w, ref_name, cpu_key)
     direct = run.median(w, DIRECT, key)
-    na_notes = []
-    for subject in run.subjects:
-        if not run.rows(w, subject):
-            continue
-        reason = run.not_applicable(w, subject)
-        if reason:
-            na_notes.append(f"{subject}: {reason}")
-            lines.append(f"| {subject} | " + " | ".join(["n/a"] * len(cols)) + " |")
-            continue
-        ok = run.ok(w, subject)
+
+    def cells_of(subject, ok):
         value = median_of(ok, key)
         cpu = median_of(ok, cpu_key)
-        lines.append(f"| {subject} | " + " | ".join([
-            fmt(value), fmt_ratio(ratio(value, ref)), fmt_ratio(ratio(value, direct)),
-            fmt_pct(spread_of(ok, key)), fmt(median_of(ok, "p50_us"), 1),
-            fmt(median_of(ok, "p99_us"), 1), fmt(cpu, 2), fmt_ratio(ratio(cpu, ref_cpu)),
-            fmt_int(median_of(ok, "flows")), f"{len(ok)}/{len(run.rows(w, subject))}"]) + " |")
+        return [fmt(value), fmt_ratio(ratio(value, ref)), fmt_ratio(ratio(value, direct)),
+                fmt_pct(spread_of(ok, key)), fmt(median_of(ok, "p50_us"), 1),
+                fmt(median_of(ok, "p99_us"), 1), fmt(cpu, 2), fmt_ratio(ratio(cpu, ref_cpu)),
+                fmt_int(median_of(ok, "flows"))]
+
+    lines, na_notes = subject_rows(run, w, title, cols, cells_of)
     many = w.endswith("-flows")
     lines += ["", "sockperf ping-pong (`sockperf pp --full-rtt`): each flow is one client socket"
               " sending a datagram and waiting for the sockperf server's reply before the next one"
