@@ -41,6 +41,14 @@ struct Connection {
         /// Cancels issued; waiting for the operations in flight to end. `reset`: the
         /// sockets close with RST (an error, a cut, or bytes left undelivered).
         case closing(reset: Bool)
+
+        /// The target and address being dialled or sent a header, if any.
+        var attempt: (endpoint: Int32, address: Int32)? {
+            switch self {
+            case let .dialling(endpoint, address), let .sendingPrelude(endpoint, address): (endpoint, address)
+            default: nil
+            }
+        }
     }
 
     enum Event {

@@ -1,4 +1,5 @@
 import PortunusResolver
+import PortunusRing
 
 /// A worker's own copy of what the resolver knows of one name, read on every connection
 /// to a DNS-named target without a lock; replaced when the resolver posts a new answer.
@@ -82,6 +83,12 @@ struct LocalName {
             }
         }
         return nil
+    }
+
+    /// `addresses[index]` with `port`, without allocating.
+    func socketAddress(_ index: Int, port: UInt16) -> SocketAddress {
+        let address = addresses[index]
+        return SocketAddress(family: address.isIPv6 ? .ipv6 : .ipv4, addressWords: address.words, port: port)
     }
 
     mutating func apply(_ answer: NameAnswer) {

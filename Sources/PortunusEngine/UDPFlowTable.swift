@@ -13,6 +13,7 @@ import Synchronization
 final class UDPFlowTable {
     struct Flow {
         var client: SocketAddress = .loopback(.ipv4, port: 0)
+        /// Which of the worker's UDP sockets the client reached (replies leave through it).
         var listener: Int32 = -1
         var rule: Int32 = -1
         /// The flow's connected upstream socket (-1 until it is made).
@@ -22,8 +23,6 @@ final class UDPFlowTable {
         var generation: UInt32 = 0
         /// Next flow in the same bucket, + 1 (0: none); next free flow when free.
         var nextInBucket: Int32 = 0
-        /// Which of the worker's UDP sockets the client reached (replies leave through it).
-        var listenerSocket: Int32 = -1
         /// The plan endpoint the flow was made for (its target).
         var endpoint: Int32 = -1
         /// Operations of the flow submitted and not completed (its upstream recv, sends).
@@ -91,7 +90,6 @@ final class UDPFlowTable {
         let generation = flows[index].generation
         flows[index] = Flow(client: client, listener: listener, rule: rule, upstream: -1, lastActiveMs: nowMs,
                             generation: generation, nextInBucket: buckets[head], inUse: true)
-        flows[index].listenerSocket = listener
         buckets[head] = Int32(index + 1)
         count += 1
         return Int32(index)

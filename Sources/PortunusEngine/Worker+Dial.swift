@@ -14,13 +14,9 @@ extension Worker {
 
     /// Feeds one event to the connection's machine and carries out its operation.
     func connectionEvent(_ slot: Int32, _ event: Connection.Event) {
-        let before = slab[slot].state
+        let attempt = slab[slot].state.attempt
         let operation = slab[slot].handle(event, setup.plan)
-        if operation == .startRelay, case let .dialling(endpoint, _) = before {
-            targetSucceeded(slot, endpoint)
-        } else if operation == .startRelay, case let .sendingPrelude(endpoint, _) = before {
-            targetSucceeded(slot, endpoint)
-        }
+        if operation == .startRelay, let attempt { targetSucceeded(slot, attempt.endpoint) }
         perform(operation, slot)
     }
 
@@ -91,12 +87,8 @@ extension Worker {
     /// not resolve (no socket was opened). After the close began, nothing is done here:
     /// the socket goes with the slot, once the cancels naming it have completed.
     func attemptFailed(_ slot: Int32, _ error: SystemError, inPrelude: Bool = false, dns: Bool = false) {
-        var failed: Int32 = -1, address: Int32 = -1
-        switch slab[slot].state {
-        case let .dialling(endpoint, index), let .sendingPrelude(endpoint, index): (failed, address) = (endpoint, index)
-        case let .resolving(endpoint): failed = endpoint
-        default: break
-        }
+        var (failed, address) = slab[slot].state.attempt ?? (-1, -1)
+        if case let .resolving(endpoint) = slab[slot].state { failed = endpoint }
         let rule = Int(slab[slot].rule)
         let nextAddress = address >= 0 && setup.plan.endpointName[Int(failed)] >= 0
             && resolvedAddress(slot, failed, address + 1) != nil

@@ -11,20 +11,32 @@ extension Worker {
     /// The machine asks for addresses for `endpoint`'s name.
     func resolve(_ slot: Int32, _ endpoint: Int32) {
         let name = Int(setup.plan.endpointName[Int(endpoint)])
-        switch names[name].use(nowMs: nowMs, staleMs: staleMs) {
-        case .fresh:
-            resolved(slot, name)
-        case .stale:
-            if names[name].wantsRefresh(nowMs: nowMs) { ask(name) }
-            counters.add(.dnsFailures, rule: Int(slab[slot].rule), 1)
+        switch useName(name, rule: Int(slab[slot].rule)) {
+        case .fresh, .stale:
             resolved(slot, name)
         case .failed:
-            counters.add(.dnsFailures, rule: Int(slab[slot].rule), 1)
             attemptFailed(slot, SystemError("resolve \(setup.plan.names[name]) (failed less than \(resolverNegativeMs) ms ago)", errno: EHOSTUNREACH), dns: true)
         case .wait:
-            if !names[name].requested { ask(name) }
             startWaiting(slot, name)
         }
+    }
+
+    /// What a connection or a new UDP flow of `rule` does with name `name` now, with
+    /// its side effects: stale or failed uses counted in `dns_failures`, a background
+    /// refresh asked for while stale answers serve, a lookup asked for before a wait.
+    func useName(_ name: Int, rule: Int) -> LocalName.Use {
+        let use = names[name].use(nowMs: nowMs, staleMs: staleMs)
+        switch use {
+        case .fresh: break
+        case .stale:
+            if names[name].wantsRefresh(nowMs: nowMs) { ask(name) }
+            counters.add(.dnsFailures, rule: rule, 1)
+        case .failed:
+            counters.add(.dnsFailures, rule: rule, 1)
+        case .wait:
+            if !names[name].requested { ask(name) }
+        }
+        return use
     }
 
     /// The name has addresses: the connection fixes its order (recently failed ones
@@ -146,8 +158,7 @@ extension Worker {
         let name = Int(setup.plan.endpointName[Int(endpoint)])
         let preferIPv6 = setup.plan.rulePreferIPv6[Int(slab[slot].rule)]
         guard let i = names[name].storageIndex(Int(index), preferIPv6: preferIPv6, dead: slab[slot].deadAddresses) else { return nil }
-        let address = names[name].addresses[i]
-        return (SocketAddress(family: address.isIPv6 ? .ipv6 : .ipv4, addressWords: address.words, port: setup.plan.endpoints[Int(endpoint)].port), i)
+        return (names[name].socketAddress(i, port: setup.plan.endpoints[Int(endpoint)].port), i)
     }
 
     /// A connect to address `index` of `endpoint`'s name failed (`failed`) or went

@@ -120,7 +120,7 @@ extension Worker {
     /// socket, `.down` through its listen socket to `client`.
     private func send(_ bid: UInt16, of flow: Int32, _ direction: Direction, to client: SocketAddress?, offset: Int, length: Int) {
         let record = flows!.flows[Int(flow)]
-        let fd = direction == .up ? record.upstream : udpSockets[Int(record.listenerSocket)]
+        let fd = direction == .up ? record.upstream : udpSockets[Int(record.listener)]
         sendFlow[Int(bid)] = flow
         io.prepareDatagramSend(fd: fd, to: client, bufferID: bid, offset: offset, length: length,
                                userData: UserData(slot: UInt32(bid), generation: 0, kind: OperationKind.udpSend.raw(direction)))
@@ -192,23 +192,14 @@ extension Worker {
     private func flowAddress(_ endpoint: Int32, rule: Int) -> FlowAddress {
         let name = Int(setup.plan.endpointName[Int(endpoint)])
         guard name >= 0 else { return .address(setup.plan.endpoints[Int(endpoint)]) }
-        switch names[name].use(nowMs: nowMs, staleMs: staleMs) {
-        case .fresh:
-            break
-        case .stale:
-            if names[name].wantsRefresh(nowMs: nowMs) { ask(name) }
-            counters.add(.dnsFailures, rule: rule, 1)
-        case .failed:
-            counters.add(.dnsFailures, rule: rule, 1)
-            return .failed
-        case .wait:
-            if !names[name].requested { ask(name) }
-            return .pending
+        switch useName(name, rule: rule) {
+        case .fresh, .stale: break
+        case .failed: return .failed
+        case .wait: return .pending
         }
         let preferIPv6 = setup.plan.rulePreferIPv6[rule]
         guard let i = names[name].storageIndex(0, preferIPv6: preferIPv6, dead: names[name].deadAddresses(nowMs: nowMs)) else { return .failed }
-        let address = names[name].addresses[i]
-        return .address(SocketAddress(family: address.isIPv6 ? .ipv6 : .ipv4, addressWords: address.words, port: setup.plan.endpoints[Int(endpoint)].port))
+        return .address(names[name].socketAddress(i, port: setup.plan.endpoints[Int(endpoint)].port))
     }
 
     // MARK: upstream → client

@@ -6,19 +6,25 @@ import TestSupport
 /// UDP through the engine in this process, where its buffers can be made small: a
 /// datagram longer than a buffer is dropped and counted, never forwarded cut short.
 @Suite struct UDPEngineTests {
-    @Test func aDatagramLongerThanItsBufferIsCountedNotTruncated() throws {
+    /// One worker with a UDP rule to a fresh echo backend, its datagram ring as given.
+    static func udpEngine(buffers: Int, bufferSize: Int? = nil) throws -> (Engine, UDPEchoBackend, listen: UInt16) {
         let backend = try UDPEchoBackend()
         let listen = freeUDPListenPort()
         var settings = EngineSettings(workers: 1, connectionsPerWorker: 64)
-        settings.datagramBufferCount = 16
-        settings.datagramBufferSize = 2048
+        settings.datagramBufferCount = buffers
+        if let bufferSize { settings.datagramBufferSize = bufferSize }
         let engine = try startEngine("""
             [[rule]]
-            name = "small"
+            name = "udp"
             protocol = "udp"
             listen_port = \(listen)
             target = "127.0.0.1:\(backend.port)"
             """, settings)
+        return (engine, backend, listen)
+    }
+
+    @Test func aDatagramLongerThanItsBufferIsCountedNotTruncated() throws {
+        let (engine, backend, listen) = try Self.udpEngine(buffers: 16, bufferSize: 2048)
         defer { engine.stop(); engine.wait() }
         let client = try UDPSocket(receiveTimeoutMs: 500)
         try client.send([UInt8](repeating: 7, count: 3000), to: listen)
@@ -36,17 +42,7 @@ import TestSupport
     /// the listen socket and on flows' upstream sockets are armed again, and every
     /// client gets its own reply.
     @Test func flowsThatRanOutOfBuffersAreArmedAgain() throws {
-        let backend = try UDPEchoBackend()
-        let listen = freeUDPListenPort()
-        var settings = EngineSettings(workers: 1, connectionsPerWorker: 64)
-        settings.datagramBufferCount = 2
-        let engine = try startEngine("""
-            [[rule]]
-            name = "scarce"
-            protocol = "udp"
-            listen_port = \(listen)
-            target = "127.0.0.1:\(backend.port)"
-            """, settings)
+        let (engine, _, listen) = try Self.udpEngine(buffers: 2)
         defer { engine.stop(); engine.wait() }
         let clients = try (0..<40).map { _ in try UDPSocket(receiveTimeoutMs: 3000) }
         for round in 0..<3 {
