@@ -38,7 +38,7 @@ public final class Engine: @unchecked Sendable {
 
     public init(configuration: Configuration, settings: EngineSettings, logger: Logger) throws(EngineStartupError) {
         do {
-            plan = try ForwardingPlan.compile(configuration)
+            plan = ForwardingPlan.compile(configuration)
             budget = try ResourceBudget.make(plan: plan, settings: settings, maxConnections: configuration.global.maxConnections)
         } catch { throw EngineStartupError(problems: [error]) }
         var settings = settings

@@ -49,9 +49,8 @@ public struct ForwardingPlan: Sendable {
     /// Whether each endpoint is sent a PROXY header first.
     @_spi(Simulation) public var endpointSendsPrelude: [Bool] { endpointPrelude.map { $0 != nil } }
 
-    /// Compiles `config` (validated, so it cannot fail today; typed throws keep the
-    /// door open for a refusal naming the rule and key).
-    public static func compile(_ config: Configuration) throws(EngineError) -> ForwardingPlan {
+    /// Compiles `config` (validated: every rule it holds can be forwarded).
+    public static func compile(_ config: Configuration) -> ForwardingPlan {
         var listeners: [Listener] = []
         var udpListeners: [Listener] = []
         var endpoints: [SocketAddress] = []

@@ -97,7 +97,7 @@ final class SimWorld {
     func run() -> String? {
         let configuration: Configuration
         do { configuration = try ConfigLoader.parse(makeConfig()) } catch { return "config: \(error)" }
-        do { plan = try ForwardingPlan.compile(configuration) } catch { return "plan: \(error)" }
+        plan = ForwardingPlan.compile(configuration)
         let relay = [RelayMode.buffers, .splice, .auto][random.int(0...2)]
         let bufferCount = 1 << random.int(2...5)
         let bufferSize = random.int(64...2048)

@@ -66,10 +66,9 @@ struct PortunusCommand: ParsableCommand {
         do {
             configuration = try ConfigLoader.load(path: config)
             // Everything start-up would refuse because of the file is refused here too,
-            // so a file that passes --check fails later only for outside reasons: what
-            // this version cannot forward, and listeners that cannot fit the open-file
-            // limit with the workers asked for.
-            let plan = try ForwardingPlan.compile(configuration)
+            // so a file that passes --check fails later only for outside reasons: here,
+            // listeners that cannot fit the open-file limit with the workers asked for.
+            let plan = ForwardingPlan.compile(configuration)
             _ = try ResourceBudget.make(plan: plan, settings: engineSettings, maxConnections: configuration.global.maxConnections)
         } catch let error as ConfigError {
             Self.printError(error.description)

@@ -6,7 +6,7 @@ import Testing
 @Suite struct ConnectionMachineTests {
     /// One listener with three targets in dialling order; the second takes a PROXY v2 header.
     static func plan() throws -> ForwardingPlan {
-        try ForwardingPlan.compile(try ConfigLoader.parse("""
+        ForwardingPlan.compile(try ConfigLoader.parse("""
             [[rule]]
             name = "r"
             protocol = "tcp"
@@ -38,7 +38,7 @@ import Testing
 
     /// A named target first (two of its addresses tried), then an IP target.
     static func namedPlan() throws -> ForwardingPlan {
-        try ForwardingPlan.compile(try ConfigLoader.parse("""
+        ForwardingPlan.compile(try ConfigLoader.parse("""
             [[rule]]
             name = "r"
             listen_port = 10000

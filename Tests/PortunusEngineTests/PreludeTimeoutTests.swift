@@ -30,7 +30,7 @@ import TestSupport
           { host = "127.0.0.1", port = \(echo.port), priority = 1 },
         ]
         """)
-        let plan = try ForwardingPlan.compile(config)
+        let plan = ForwardingPlan.compile(config)
         let settings = EngineSettings(workers: 1, relay: .buffers, preludeTimeoutMs: 200)
         let counters = WorkerCounters(rules: 1)
         let wake = try EventFD.make()
