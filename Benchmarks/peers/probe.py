@@ -17,6 +17,10 @@ Subcommands (all print to stdout, errors to stderr, exit non-zero on failure):
   udp-flows N OUT -- CMD...    run N copies of CMD at once (one UDP flow each), each one's
                                output to OUT.flowI, then print them all, headed
                                '=== flow I rc R'; exit status: the first non-zero one
+  udp-flood PORT N OUT -- CMD...
+                               a fresh sockperf server (the sink) on 127.0.0.1:PORT, then
+                               udp-flows N OUT -- CMD; after them, what reached the sink:
+                               '=== sink received R dropped D' (D: its socket's overflow)
   udp-check PORT               a 1-s sockperf ping-pong through 127.0.0.1:PORT must get
                                replies (up to 3 tries: a first datagram may be dropped)
   cpu-ticks PID...             utime+stime+cutime+cstime of the PIDs and all their
@@ -24,7 +28,7 @@ Subcommands (all print to stdout, errors to stderr, exit non-zero on failure):
   init-samples FILE k=v...     start samples.json with a meta block
   meta FILE k=v...             add keys to the meta block
   sample FILE --subject S ...  parse one tool output and append a sample
-                               (--kind iperf|wrk|sockperf|memory, or --na REASON)
+                               (--kind iperf|wrk|sockperf|flood|memory, or --na REASON)
 
 Only the standard library: it must run before anything is installed.
 """
@@ -171,6 +175,51 @@ def udp_flows(count, out, cmd):
         print(f"=== flow {i} rc {codes[i]}")
         print(text, end="" if text.endswith("\n") or not text else "\n")
     return next((c for c in codes if c), 0)
+
+
+def _udp_socket_drops(port):
+    """The drop counter of the socket bound to 127.0.0.1:port (/proc/net/udp), or None."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            cols = line.split()
+            if cols[1] == local:
+                return int(cols[-1])
+    return None
+
+
+def udp_flood(port, count, out, cmd):
+    """An open-loop UDP load: a fresh sockperf server on 127.0.0.1:port is the sink the
+    forwarder sends to; `count` sockperf throughput clients flood the forwarder at once.
+    Afterwards the sink's own count of datagrams received plus its socket's overflow
+    drops is everything the forwarder delivered to it: a sink slower than the forwarder
+    (it shares the 2 cores) must not be charged to the forwarder. The sink is fresh so
+    both counts are this sample's alone."""
+    sink = subprocess.Popen(["sockperf", "sr", "-i", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 5
+        while _udp_socket_drops(port) is None:
+            if sink.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the sockperf sink did not bind 127.0.0.1:{port}:"
+                                   f" {(sink.communicate()[0] or '')[-300:]}")
+            time.sleep(0.05)
+        rc = udp_flows(count, out, cmd)
+        # Datagrams still queued in the forwarder reach the sink within milliseconds.
+        time.sleep(0.5)
+        dropped = _udp_socket_drops(port)
+        sink.send_signal(signal.SIGINT)
+        text = sink.communicate(timeout=10)[0]
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait()
+    m = re.search(r"Total (\d+) messages received", text)
+    received = int(m.group(1)) if m else 0
+    if not m and "No messages were received" not in text:
+        raise RuntimeError(f"the sockperf sink printed no total: {text[-300:]}")
+    print(f"=== sink received {received} dropped {dropped}")
+    return rc
 
 
 def udp_check(port, tries=3):
@@ -691,6 +740,48 @@ def parse_sockperf(path):
         return parse_sockperf_text(f.read())
 
 
+SINK_LINE = re.compile(r"^=== sink received (\d+) dropped (\d+)$", re.M)
+
+
+def parse_flood_text(text):
+    """udp-flood output: the clients' `sockperf tp` outputs and the sink's counts."""
+    sink = SINK_LINE.search(text)
+    if not sink:
+        raise RuntimeError("no '=== sink' line: the sink's counts are missing")
+    received, dropped = int(sink.group(1)), int(sink.group(2))
+    text = _ANSI.sub("", text[:sink.start()])
+    heads = list(FLOW_HEAD.finditer(text))
+    if not heads:
+        raise RuntimeError("no sockperf client output")
+    sent, secs = 0, 0.0
+    for i, h in enumerate(heads):
+        part = text[h.end():(heads[i + 1].start() if i + 1 < len(heads) else len(text))]
+        m = re.search(r"Total of (\d+) messages sent in ([0-9.]+) sec", part)
+        if int(h.group(2)) != 0 or not m:
+            raise RuntimeError(f"flow {i}: sockperf exit {h.group(2)}, no 'Total of N messages"
+                               f" sent' line: {part.strip()[-200:]}")
+        sent += int(m.group(1))
+        secs = max(secs, float(m.group(2)))
+    if not secs:
+        raise RuntimeError("sockperf ran for 0 s")
+    forwarded = received + dropped
+    return {
+        "flows": len(heads),
+        "secs": secs,
+        "sent": sent,
+        "received": received,
+        "sink_dropped": dropped,
+        "forwarded": forwarded,
+        "sent_dps": sent / secs,
+        "fwd_dps": forwarded / secs,
+        "recv_dps": received / secs,
+        # What the clients sent that never reached the sink: lost in the forwarder (its
+        # listen socket overflowed, or it dropped them). The sink's warm-up datagrams are
+        # not in `sent`, so a forwarder that loses nothing can show a hair below 0.
+        "lost": max(0.0, 1 - forwarded / sent) if sent else None,
+    }
+
+
 # A flow busy for less than this share of its valid duration waited on a lost
 # datagram: its rate is not the forwarder's, so the sample is an error.
 UDP_BUSY_LIMIT = 0.9
@@ -800,6 +891,15 @@ def add_sample(a):
             raise RuntimeError(a.error)
         elif a.kind == "memory":
             _memory_sample(sample, a.output, a.running)
+        elif a.kind == "flood":
+            with open(a.output) as f:
+                parsed = parse_flood_text(f.read())
+            sample.update(parsed)
+            cpu_s = None if a.cpu_ticks is None else a.cpu_ticks / CLK_TCK
+            sample["cpu_s"] = cpu_s
+            if not parsed["forwarded"]:
+                raise RuntimeError(f"nothing reached the sink of {parsed['sent']} datagrams sent")
+            sample["cpu_us_per_dgram"] = None if cpu_s is None else cpu_s * 1e6 / parsed["forwarded"]
         elif a.kind == "sockperf":
             parsed = parse_sockperf(a.output)
             sample.update(parsed)
@@ -857,6 +957,11 @@ def add_sample(a):
     elif a.kind == "iperf":
         cpu = sample["cpu_s_per_gb"]
         print(f"{sample['gbps']:.2f} Gbit/s" + (f", {cpu:.3f} CPU s/GB" if cpu is not None else ""))
+    elif a.kind == "flood":
+        cpu = sample["cpu_us_per_dgram"]
+        print(f"{sample['fwd_dps']:.0f} datagrams/s forwarded of {sample['sent_dps']:.0f}/s sent"
+              f" ({sample['flows']} flow(s)), {sample['recv_dps']:.0f}/s received by the sink"
+              + (f", {cpu:.2f} CPU us/datagram" if cpu is not None else ""))
     elif a.kind == "sockperf":
         cpu = sample["cpu_us_per_rt"]
         p50 = sample["p50_us"]
@@ -888,6 +993,11 @@ def main():
     uf.add_argument("count", type=int)
     uf.add_argument("out")
     uf.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    fl = sub.add_parser("udp-flood")
+    fl.add_argument("port", type=int, help="the sink's port on 127.0.0.1")
+    fl.add_argument("count", type=int)
+    fl.add_argument("out")
+    fl.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     sub.add_parser("udp-check").add_argument("port", type=int)
     w = sub.add_parser("wait-port")
     w.add_argument("port", type=int)
@@ -917,7 +1027,7 @@ def main():
     s.add_argument("--subject", required=True)
     s.add_argument("--workload", required=True)
     s.add_argument("--round", type=int, required=True)
-    s.add_argument("--kind", choices=("iperf", "wrk", "sockperf", "memory"), required=True)
+    s.add_argument("--kind", choices=("iperf", "wrk", "sockperf", "flood", "memory"), required=True)
     s.add_argument("--output", required=True)
     s.add_argument("--cpu-ticks", type=int)
     s.add_argument("--error")
@@ -928,11 +1038,12 @@ def main():
     try:
         if a.cmd == "free-ports":
             print(" ".join(map(str, free_ports(a.count, a.udp))))
-        elif a.cmd == "udp-flows":
+        elif a.cmd in ("udp-flows", "udp-flood"):
             cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
             if not cmd:
                 raise RuntimeError("no command after --")
-            sys.exit(udp_flows(a.count, a.out, cmd))
+            sys.exit(udp_flows(a.count, a.out, cmd) if a.cmd == "udp-flows" else
+                     udp_flood(a.port, a.count, a.out, cmd))
         elif a.cmd == "udp-check":
             udp_check(a.port)
         elif a.cmd == "wait-port":

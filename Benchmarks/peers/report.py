@@ -39,11 +39,24 @@ WORKLOADS = {
                 "cpu_us_per_rt", "CPU µs/round trip"),
     "udp64-flows": ("UDP, 64 B datagrams, concurrent flows (sockperf ping-pong, one client per flow)",
                     "rtps", "round trips/s", "cpu_us_per_rt", "CPU µs/round trip"),
+    "udp64-flood": ("UDP flood, 64 B datagrams, 1 flow (sockperf throughput, open loop)",
+                    "fwd_dps", "datagrams/s forwarded", "cpu_us_per_dgram", "CPU µs/datagram"),
+    "udp1400-flood": ("UDP flood, 1,400 B datagrams, 1 flow (sockperf throughput, open loop)",
+                      "fwd_dps", "datagrams/s forwarded", "cpu_us_per_dgram", "CPU µs/datagram"),
+    "udp64-flood-flows": ("UDP flood, 64 B datagrams, concurrent flows (sockperf throughput,"
+                          " one client per flow)", "fwd_dps", "datagrams/s forwarded",
+                          "cpu_us_per_dgram", "CPU µs/datagram"),
 }
 SHORT = {"iperf1": "iperf 1 stream", "iperf4": "iperf 4 streams",
          "newconn": "new conn/s", "keepalive": "keep-alive req/s",
          "proxy-v1": "PROXY v1 conn/s", "proxy-v2": "PROXY v2 conn/s",
-         "udp64": "UDP 64 B", "udp1400": "UDP 1400 B", "udp64-flows": "UDP 64 B flows"}
+         "udp64": "UDP 64 B", "udp1400": "UDP 1400 B", "udp64-flows": "UDP 64 B flows",
+         "udp64-flood": "UDP flood 64 B", "udp1400-flood": "UDP flood 1400 B",
+         "udp64-flood-flows": "UDP flood 64 B flows"}
+
+
+def is_flood(workload):
+    return "-flood" in workload
 
 
 def is_udp(workload):
@@ -193,7 +206,7 @@ def header(run):
         " CPU is the forwarder's own (all threads, workers and children), from /proc."
         " `range` is (max − min) / median over rounds."
         + (f" HAProxy 2.6 cannot proxy UDP, so the UDP workloads are compared with"
-           f" `{UDP_REFERENCE}` instead (higher is better for round trips/s)." if run.udp_workloads else ""),
+           f" `{UDP_REFERENCE}` instead (higher is better for round trips/s and datagrams/s)." if run.udp_workloads else ""),
         "",
     ]
     return lines
@@ -335,7 +348,45 @@ def workload_table(run, w):
     return lines
 
 
+def flood_table(run, w):
+    title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
+    ref_name = UDP_REFERENCE
+    cols = [unit, f"vs {ref_name}", f"vs {DIRECT}", "range", "sent/s", "lost in forwarder",
+            "read by sink/s", f"read vs {ref_name}", cpu_unit, f"CPU vs {ref_name}", "flows",
+            "ok/runs"]
+    ref = run.median(w, ref_name, key)
+    ref_read = run.median(w, ref_name, "recv_dps")
+    ref_cpu = run.median(w, ref_name, cpu_key)
+    direct = run.median(w, DIRECT, key)
+
+    def cells_of(subject, ok):
+        value = median_of(ok, key)
+        cpu = median_of(ok, cpu_key)
+        read = median_of(ok, "recv_dps")
+        return [fmt(value), fmt_ratio(ratio(value, ref)), fmt_ratio(ratio(value, direct)),
+                fmt_pct(spread_of(ok, key)), fmt(median_of(ok, "sent_dps")),
+                fmt_pct(median_of(ok, "lost")), fmt(read), fmt_ratio(ratio(read, ref_read)),
+                fmt(cpu, 2), fmt_ratio(ratio(cpu, ref_cpu)), fmt_int(median_of(ok, "flows"))]
+
+    lines, na_notes = subject_rows(run, w, title, cols, cells_of)
+    lines += ["", "Open loop (`sockperf tp`): each client sends datagrams as fast as it can for the"
+              " whole run, never waiting for an answer, through the forwarder to a sockperf server"
+              " started fresh for the sample (the sink). datagrams/s forwarded = (datagrams the"
+              " sink read + those its socket dropped because the sink, sharing the 2 cores, fell"
+              " behind) / the clients' run time: everything the forwarder delivered. `lost in"
+              " forwarder` = 1 − forwarded / sent (its listen socket overflowed, or it dropped"
+              " them); for direct, the sender writes to the sink itself. CPU µs/datagram ="
+              " forwarder CPU over the sample / datagrams forwarded. Every process shares the 2"
+              " cores, so a forwarder that spends less per datagram leaves more to the clients"
+              " and the sink.", ""]
+    if na_notes:
+        lines += ["n/a: " + "; ".join(na_notes) + ".", ""]
+    return lines
+
+
 def udp_table(run, w):
+    if is_flood(w):
+        return flood_table(run, w)
     title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
     ref_name = UDP_REFERENCE
     cols = [unit, f"vs {ref_name}", f"vs {DIRECT}", "range", "p50 µs RTT", "p99 µs RTT",
@@ -526,7 +577,7 @@ def chart(run, path):
                        + ("; n/a has no bar)" if any(w.startswith("proxy-") or is_udp(w) for w in run.workloads)
                           else ")")))
         panels.append((short, [s for s in run.subjects if s != DIRECT], rate_value(3),
-                       f"Forwarder CPU per GB / per request / per round trip vs {REFERENCE}{udp_note}"
+                       f"Forwarder CPU per GB / per request / per round trip / per datagram vs {REFERENCE}{udp_note}"
                        " (lower is better)"))
     if memory:
         count = run.meta.get("hold_connections", 5000)

@@ -30,6 +30,15 @@
 #                           udp1400   the same with 1,400 B datagrams
 #                           udp64-flows  udp64 with 8 sockperf clients at once, one flow
 #                                     each: summed round trips/s, the worst flow's p99
+#                           udp64-flood  UDP open loop: a sockperf throughput client sends
+#                                     64 B datagrams as fast as it can through the forwarder
+#                                     to a fresh sockperf server; datagrams/s that reached
+#                                     the server's socket (read + its overflow drops), what
+#                                     the server read, what the forwarder lost, forwarder
+#                                     CPU us per datagram
+#                           udp1400-flood  the same with 1,400 B datagrams
+#                           udp64-flood-flows  udp64-flood with 2 clients at once (2 flows;
+#                                     each client is a process that wants a core of its own)
 #                           memory    RSS/PSS, threads and io_uring workers of a fresh
 #                                     forwarder idle, then holding 5,000 idle connections
 #                                     to an idle backend, then after they closed (not direct)
@@ -48,7 +57,8 @@ REPO=$(cd "$HERE/../.." && pwd)
 PROBE=(python3 "$HERE/probe.py")
 
 ALL_SUBJECTS=(direct haproxy haproxy-splice nginx-stream socat portunus-buffers portunus-splice portunus-auto portunus-dns)
-ALL_WORKLOADS=(iperf1 iperf4 newconn keepalive proxy-v1 proxy-v2 udp64 udp1400 udp64-flows memory)
+ALL_WORKLOADS=(iperf1 iperf4 newconn keepalive proxy-v1 proxy-v2 udp64 udp1400 udp64-flows
+    udp64-flood udp1400-flood udp64-flood-flows memory)
 
 ROUNDS=3
 DURATION_SECS=5
@@ -76,6 +86,9 @@ HOLD_SETUP_SECS=30      # cap on opening them all (socat forks one process per c
 HOLD_TEARDOWN_SECS=20   # cap on the forwarder letting them all go again
 # udp64-flows: concurrent sockperf clients, each its own socket and so its own flow.
 UDP_FLOWS=8
+# udp64-flood-flows: concurrent sockperf throughput clients. Each floods as fast as one
+# process can, so more than two would only take the 2 cores from the forwarder.
+UDP_FLOOD_FLOWS=2
 # socat ends a UDP child (one per client address) after this long without traffic;
 # nginx ends a UDP session the same way (proxy_timeout). Every sockperf run is a new
 # client port, so without it every run would leave one child / session behind.
@@ -92,6 +105,7 @@ declare -A BROKEN        # subject/workload -> why its pre-measurement check fai
 declare -A DEAD          # subject -> why it is no longer measured
 TOOL_PID=""              # the load generator currently running, if any
 IPERF_SERVER_PID=""
+UDP_BACKEND_PID=""       # the sockperf server that answers ping-pong, while it runs
 FAILURES=0
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -307,12 +321,22 @@ start_iperf_server() {
 
 # UDP backend: sockperf's server answers every ping-pong request. Started only when
 # a UDP workload runs; not charged to any subject.
+# The flood workloads start a fresh server of their own on the same port (probe.py
+# udp-flood), so that its counts are the sample's alone: this one makes way for them.
 start_udp_backend() {
     start_bg "" sockperf-server sockperf sr -i 127.0.0.1 -p "$BACKEND_UDP_PORT"
+    UDP_BACKEND_PID=$LAST_PID
     sleep 0.5
     is_alive "$LAST_PID" || { show_logs sockperf-server; die "sockperf server did not start"; }
     "${PROBE[@]}" udp-check "$BACKEND_UDP_PORT" >/dev/null ||
         { show_logs sockperf-server; die "sockperf server does not answer on 127.0.0.1:$BACKEND_UDP_PORT"; }
+}
+
+udp_backend_for() {  # udp_backend_for WORKLOAD : the ping-pong server up for pp, down for a flood
+    case $1 in
+        udp*-flood*) [[ -z $UDP_BACKEND_PID ]] || { stop_pids "$UDP_BACKEND_PID"; UDP_BACKEND_PID=""; } ;;
+        udp*) [[ -n $UDP_BACKEND_PID ]] || start_udp_backend ;;
+    esac
 }
 
 restart_iperf_server() {
@@ -682,9 +706,16 @@ measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
             kind=sockperf out=$OUT/run/raw/$tag.txt
             cmd=("${PROBE[@]}" udp-flows "$flows" "$out" -- sockperf pp -i 127.0.0.1
                 -p "${UDP_PORT[$s]:-0}" -m "$size" -t "$DURATION_SECS" --full-rtt) ;;
+        udp64-flood | udp1400-flood | udp64-flood-flows)
+            local size=64 flows=1
+            [[ $workload == udp1400-flood ]] && size=1400
+            [[ $workload == udp64-flood-flows ]] && flows=$UDP_FLOOD_FLOWS
+            kind=flood out=$OUT/run/raw/$tag.txt
+            cmd=("${PROBE[@]}" udp-flood "$BACKEND_UDP_PORT" "$flows" "$out" -- sockperf tp
+                -i 127.0.0.1 -p "${UDP_PORT[$s]:-0}" -m "$size" -t "$DURATION_SECS") ;;
     esac
     tool=${cmd[0]}
-    [[ $kind == sockperf ]] && tool=sockperf
+    [[ $kind == sockperf || $kind == flood ]] && tool=sockperf
     : >"$out"
     local na
     na=$(proxy_na "$s" "$workload")
@@ -705,6 +736,7 @@ measure() {  # measure ROUND WORKLOAD SUBJECT : run one load, append one sample
     elif [[ -n ${BROKEN[$s/$workload]:-} ]]; then
         error=${BROKEN[$s/$workload]}
     else
+        udp_backend_for "$workload"
         ((${#fpids[@]})) && { before=$("${PROBE[@]}" cpu-ticks "${fpids[@]}") || before=""; }
         # The -O 1 warm-up second and connection set-up are inside the bound.
         ran=1
