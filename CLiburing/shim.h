@@ -79,4 +79,74 @@ static inline unsigned int pu_cqe_flags(const struct io_uring_cqe *cqe) { return
 /// the ring module (liburing 2.3 has no io_uring_setup_buf_ring).
 static inline size_t pu_buf_ring_entry_size(void) { return sizeof(struct io_uring_buf); }
 
+// The local address a datagram was sent to (IP_PKTINFO / IPV6_PKTINFO control
+// messages), so a reply leaves from the address the client wrote to. The cmsg macros
+// are not importable, and glibc declares struct in_pktinfo / in6_pktinfo only under
+// _GNU_SOURCE: their kernel layouts (include/uapi/linux/in.h, ipv6.h) are copied here.
+struct pu_in_pktinfo { int ipi_ifindex; struct in_addr ipi_spec_dst; struct in_addr ipi_addr; };
+struct pu_in6_pktinfo { struct in6_addr ipi6_addr; unsigned int ipi6_ifindex; };
+static const int PU_IP_PKTINFO = 8;
+static const int PU_IPV6_RECVPKTINFO = 49;
+static const int PU_IPV6_PKTINFO = 50;
+/// Control room a datagram's local address needs, received or sent: CMSG_SPACE of the
+/// larger of the two (40 bytes on 64-bit), rounded up.
+static const unsigned int PU_PKTINFO_CONTROL_ROOM = 64;
+
+/// Reads the local address from a multishot recvmsg buffer's control messages into
+/// addr (4 bytes for IPv4, 16 for IPv6) and *ifindex (the interface it came in on).
+/// Returns AF_INET or AF_INET6, or 0 when there is none. For IPv4 the address is
+/// ipi_spec_dst, the local address the kernel would answer from (the interface's for a
+/// broadcast), not the header's destination.
+static inline int pu_recvmsg_local_address(struct io_uring_recvmsg_out *out, struct msghdr *msgh,
+                                           unsigned char addr[16], unsigned int *ifindex) {
+    for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(out, msgh); c != NULL;
+         c = io_uring_recvmsg_cmsg_nexthdr(out, msgh, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == PU_IP_PKTINFO
+            && c->cmsg_len >= CMSG_LEN(sizeof(struct pu_in_pktinfo))) {
+            struct pu_in_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            memcpy(addr, &info.ipi_spec_dst, 4);
+            *ifindex = (unsigned int)info.ipi_ifindex;
+            return AF_INET;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == PU_IPV6_PKTINFO
+            && c->cmsg_len >= CMSG_LEN(sizeof(struct pu_in6_pktinfo))) {
+            struct pu_in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            memcpy(addr, &info.ipi6_addr, 16);
+            *ifindex = info.ipi6_ifindex;
+            return AF_INET6;
+        }
+    }
+    return 0;
+}
+
+/// Writes into control (PU_PKTINFO_CONTROL_ROOM bytes) the control message that sends
+/// a datagram from local address addr (4 or 16 bytes for family AF_INET / AF_INET6),
+/// out of interface ifindex (0: routing chooses). Returns the msg_controllen to use.
+static inline size_t pu_source_address_cmsg(void *control, int family, const unsigned char addr[16],
+                                            unsigned int ifindex) {
+    memset(control, 0, PU_PKTINFO_CONTROL_ROOM);
+    struct cmsghdr *c = (struct cmsghdr *)control;
+    if (family == AF_INET) {
+        struct pu_in_pktinfo info;
+        memset(&info, 0, sizeof info);
+        info.ipi_ifindex = (int)ifindex;
+        memcpy(&info.ipi_spec_dst, addr, 4);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = PU_IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(c), &info, sizeof info);
+        return CMSG_SPACE(sizeof info);
+    }
+    struct pu_in6_pktinfo info;
+    memcpy(&info.ipi6_addr, addr, 16);
+    info.ipi6_ifindex = ifindex;
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = PU_IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof info);
+    memcpy(CMSG_DATA(c), &info, sizeof info);
+    return CMSG_SPACE(sizeof info);
+}
+
 #endif

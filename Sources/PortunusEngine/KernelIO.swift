@@ -36,9 +36,10 @@ final class KernelIO: WorkerIO {
     @inline(__always) func datagram(in bufferID: UInt16, completionResult: Int32) -> ReceivedDatagram? {
         datagrams!.datagram(in: bufferID, completionResult: completionResult, layout: datagramLayout)
     }
-    @inline(__always) func prepareDatagramSend(fd: Int32, to: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData) {
+    @inline(__always) func prepareDatagramSend(fd: Int32, to: SocketAddress?, source: SocketAddress?, bufferID: UInt16, offset: Int, length: Int,
+                                               userData: UserData) {
         if let to {
-            ring.prepareSendDatagram(fd: fd, to: to, from: datagrams!, bufferID: bufferID, offset: offset, length: length,
+            ring.prepareSendDatagram(fd: fd, to: to, source: source, from: datagrams!, bufferID: bufferID, offset: offset, length: length,
                                      headers: datagramHeaders, userData: userData)
         } else {
             ring.prepareSend(fd: fd, from: datagrams!, bufferID: bufferID, offset: offset, length: length, userData: userData, dontWait: true)

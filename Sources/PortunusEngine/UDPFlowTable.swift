@@ -13,6 +13,9 @@ import Synchronization
 final class UDPFlowTable {
     struct Flow {
         var client: SocketAddress = .loopback(.ipv4, port: 0)
+        /// The local address the client wrote to (its first datagram's), which replies
+        /// leave from; nil when the socket did not say (routing then chooses).
+        var local: SocketAddress?
         /// Which of the worker's UDP sockets the client reached (replies leave through it).
         var listener: Int32 = -1
         var rule: Int32 = -1

@@ -95,9 +95,11 @@ extension Worker {
                 return
             }
             flow = made
+            // Replies leave from the address this first datagram was sent to.
+            flows!.flows[Int(flow)].local = datagram.destination
         }
         flows!.flows[Int(flow)].lastActiveMs = nowMs
-        send(bid, of: flow, .up, to: nil, offset: datagram.payloadOffset, length: datagram.payloadLength)
+        send(bid, of: flow, .up, offset: datagram.payloadOffset, length: datagram.payloadLength)
     }
 
     /// The datagram a recv completion put in buffer `bid`, if it is `wanted`, whole and
@@ -117,12 +119,14 @@ extension Worker {
     }
 
     /// Sends datagram buffer `bid`'s payload for `flow`: `.up` on its connected upstream
-    /// socket, `.down` through its listen socket to `client`.
-    private func send(_ bid: UInt16, of flow: Int32, _ direction: Direction, to client: SocketAddress?, offset: Int, length: Int) {
+    /// socket, `.down` through its listen socket to its client, from the local address
+    /// the client wrote to.
+    private func send(_ bid: UInt16, of flow: Int32, _ direction: Direction, offset: Int, length: Int) {
         let record = flows!.flows[Int(flow)]
         let fd = direction == .up ? record.upstream : udpSockets[Int(record.listener)]
         sendFlow[Int(bid)] = flow
-        io.prepareDatagramSend(fd: fd, to: client, bufferID: bid, offset: offset, length: length,
+        io.prepareDatagramSend(fd: fd, to: direction == .up ? nil : record.client, source: direction == .up ? nil : record.local,
+                               bufferID: bid, offset: offset, length: length,
                                userData: UserData(slot: UInt32(bid), generation: 0, kind: OperationKind.udpSend.raw(direction)))
         flows!.flows[Int(flow)].inFlight += 1
     }
@@ -241,7 +245,7 @@ extension Worker {
         guard let datagram = wholeDatagram(bid, completion, rule: rule, wanted: !flows!.flows[f].closing) else { return }
         flows!.flows[f].lastActiveMs = nowMs
         if let transition = setup.health.recordSuccess(Int(flows!.flows[f].endpoint)) { healthChanged(rule: rule, endpoint: flows!.flows[f].endpoint, transition) }
-        send(bid, of: flow, .down, to: flows!.flows[f].client, offset: datagram.payloadOffset, length: datagram.payloadLength)
+        send(bid, of: flow, .down, offset: datagram.payloadOffset, length: datagram.payloadLength)
     }
 
     private func onDatagramSent(_ direction: Direction, _ completion: Completion) {

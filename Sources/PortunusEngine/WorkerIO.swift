@@ -63,8 +63,9 @@ import PortunusRing
     /// The datagram in datagram buffer `bufferID`, filled by a completion of `result` bytes.
     func datagram(in bufferID: UInt16, completionResult: Int32) -> ReceivedDatagram?
     /// Sends part of datagram buffer `bufferID` as one datagram: on a connected socket
-    /// (`to` nil), or to `to` through an unconnected one.
-    func prepareDatagramSend(fd: Int32, to: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData)
+    /// (`to` nil), or to `to` through an unconnected one, from local address `source`
+    /// when given.
+    func prepareDatagramSend(fd: Int32, to: SocketAddress?, source: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData)
     func takeDatagramBuffer(_ bufferID: UInt16)
     func recycleDatagramBuffer(_ bufferID: UInt16)
     /// Whether some datagram buffer is free now (a recv armed now would get one).
@@ -76,7 +77,7 @@ import PortunusRing
 extension WorkerIO {
     public func prepareDatagramRecv(fd: Int32, userData: UserData) { preconditionFailure("UDP is not simulated") }
     public func datagram(in bufferID: UInt16, completionResult: Int32) -> ReceivedDatagram? { preconditionFailure("UDP is not simulated") }
-    public func prepareDatagramSend(fd: Int32, to: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData) {
+    public func prepareDatagramSend(fd: Int32, to: SocketAddress?, source: SocketAddress?, bufferID: UInt16, offset: Int, length: Int, userData: UserData) {
         preconditionFailure("UDP is not simulated")
     }
     public func takeDatagramBuffer(_ bufferID: UInt16) { preconditionFailure("UDP is not simulated") }

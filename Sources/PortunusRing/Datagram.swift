@@ -2,9 +2,11 @@ import CLiburing
 
 /// The `msghdr` a multishot recvmsg is prepared with, at a fixed address for as long
 /// as the request is armed. It only gives the kernel the layout of each buffer it
-/// fills: room for a source address (an IPv6 `sockaddr_in6` at most) and no control
-/// data. Each buffer then holds an `io_uring_recvmsg_out`, the source address, and the
-/// payload (see ``ProvidedBufferRing/datagram(in:completionResult:layout:)``).
+/// fills: room for a source address (an IPv6 `sockaddr_in6` at most) and for the
+/// local-address control message of a socket with IP_PKTINFO / IPV6_RECVPKTINFO on
+/// (``Sockets/datagramListener(_:port:reusePort:)``). Each buffer then holds an
+/// `io_uring_recvmsg_out`, the source address, the control data and the payload (see
+/// ``ProvidedBufferRing/datagram(in:completionResult:layout:)``).
 public final class DatagramLayout {
     let header: UnsafeMutablePointer<msghdr>
 
@@ -12,7 +14,7 @@ public final class DatagramLayout {
         header = .allocate(capacity: 1)
         header.initialize(to: msghdr())
         header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
-        header.pointee.msg_controllen = 0
+        header.pointee.msg_controllen = Int(PU_PKTINFO_CONTROL_ROOM)
     }
 
     deinit { header.deallocate() }
@@ -20,7 +22,7 @@ public final class DatagramLayout {
     /// The most payload one provided buffer of `bufferSize` bytes can hold: a longer
     /// datagram arrives truncated (``ReceivedDatagram/truncated``).
     public func payloadCapacity(bufferSize: Int) -> Int {
-        bufferSize - MemoryLayout<io_uring_recvmsg_out>.size - Int(header.pointee.msg_namelen)
+        bufferSize - MemoryLayout<io_uring_recvmsg_out>.size - Int(header.pointee.msg_namelen) - header.pointee.msg_controllen
     }
 }
 
@@ -28,6 +30,10 @@ public final class DatagramLayout {
 public struct ReceivedDatagram: Sendable {
     /// Who sent it (nil: a family other than IPv4 or IPv6).
     public let source: SocketAddress?
+    /// The local address it was sent to, port 0, with the interface it came in on as
+    /// the scope of an IPv6 link-local address: where a reply must come from. nil when
+    /// the socket does not report it (no IP_PKTINFO) or for a multicast destination.
+    public let destination: SocketAddress?
     /// Where its bytes start in the buffer, and how many of them the buffer holds.
     public let payloadOffset: Int
     public let payloadLength: Int
@@ -69,19 +75,44 @@ extension ProvidedBufferRing {
             return SocketAddress(reading: &storage)
         }()
         let length = Int(out.pointee.payloadlen)
-        return ReceivedDatagram(source: source, payloadOffset: payload - base, payloadLength: held, datagramLength: length,
+        return ReceivedDatagram(source: source, destination: Self.localAddress(out, layout), payloadOffset: payload - base,
+                                payloadLength: held, datagramLength: length,
                                 truncated: out.pointee.flags & UInt32(MSG_TRUNC) != 0 || length > held)
+    }
+
+    private static func localAddress(_ out: UnsafeMutablePointer<io_uring_recvmsg_out>, _ layout: DatagramLayout) -> SocketAddress? {
+        guard out.pointee.controllen > 0 else { return nil }
+        var words: (UInt64, UInt64) = (0, 0)
+        var interface: UInt32 = 0
+        let family = withUnsafeMutableBytes(of: &words) {
+            pu_recvmsg_local_address(out, layout.header, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), &interface)
+        }
+        switch family {
+        case AF_INET:
+            return SocketAddress(family: .ipv4, addressWords: words, port: 0)
+        case AF_INET6:
+            let first = UInt16(bigEndian: UInt16(truncatingIfNeeded: words.0))
+            // A multicast destination is no source for a reply: routing picks one.
+            if first & 0xFF00 == 0xFF00 { return nil }
+            // Link-local (fe80::/10) means something only on its interface.
+            let linkLocal = first & 0xFFC0 == 0xFE80
+            return SocketAddress(family: .ipv6, addressWords: words, port: 0, scopeID: linkLocal ? interface : 0)
+        default:
+            return nil
+        }
     }
 }
 
-/// One `msghdr`, `iovec` and destination address per provided buffer, at fixed
-/// addresses, for sending a datagram held in that buffer to an address of our choosing
-/// (a reply leaving through the listen socket to its client). A buffer carries at most
-/// one datagram in flight, so its header is free again when that send completes.
+/// One `msghdr`, `iovec`, destination address and control area per provided buffer,
+/// at fixed addresses, for sending a datagram held in that buffer to an address of our
+/// choosing, from a local address of our choosing (a reply leaving through the listen
+/// socket to its client, from the address the client wrote to). A buffer carries at
+/// most one datagram in flight, so its header is free again when that send completes.
 public final class DatagramSendHeaders {
     private let headers: UnsafeMutablePointer<msghdr>
     private let vectors: UnsafeMutablePointer<iovec>
     private let addresses: UnsafeMutablePointer<sockaddr_storage>
+    private let controls: UnsafeMutableRawPointer
     public let count: Int
 
     public init(count: Int) {
@@ -92,15 +123,18 @@ public final class DatagramSendHeaders {
         vectors.initialize(repeating: iovec(), count: count)
         addresses = .allocate(capacity: count)
         addresses.initialize(repeating: sockaddr_storage(), count: count)
+        controls = .allocate(byteCount: max(count, 1) * Int(PU_PKTINFO_CONTROL_ROOM), alignment: MemoryLayout<cmsghdr>.alignment)
     }
 
     deinit {
         headers.deallocate()
         vectors.deallocate()
         addresses.deallocate()
+        controls.deallocate()
     }
 
-    fileprivate func header(_ index: Int, to address: SocketAddress, bytes: UnsafeMutableRawPointer, length: Int) -> UnsafeMutablePointer<msghdr> {
+    fileprivate func header(_ index: Int, to address: SocketAddress, from source: SocketAddress?, bytes: UnsafeMutableRawPointer,
+                            length: Int) -> UnsafeMutablePointer<msghdr> {
         precondition(index < count)
         let nameLength = address.write(to: addresses + index)
         vectors[index] = iovec(iov_base: bytes, iov_len: length)
@@ -109,17 +143,26 @@ public final class DatagramSendHeaders {
         headers[index].msg_namelen = nameLength
         headers[index].msg_iov = vectors + index
         headers[index].msg_iovlen = 1
+        if let source, source.family == address.family {
+            let control = controls + index * Int(PU_PKTINFO_CONTROL_ROOM)
+            headers[index].msg_control = control
+            headers[index].msg_controllen = source.withOctets { octets in
+                pu_source_address_cmsg(control, source.family == .ipv4 ? AF_INET : AF_INET6,
+                                       octets.baseAddress!.assumingMemoryBound(to: UInt8.self), source.scopeID)
+            }
+        }
         return headers + index
     }
 }
 
 extension Ring {
     /// Sends `length` bytes of provided buffer `bufferID` from `offset` as one datagram
-    /// to `address` (sendmsg on an unconnected socket). MSG_DONTWAIT: a full socket
-    /// buffer drops this datagram (-EAGAIN) instead of parking the request.
-    public func prepareSendDatagram(fd: Int32, to address: SocketAddress, from buffers: ProvidedBufferRing, bufferID: UInt16,
-                                    offset: Int, length: Int, headers: DatagramSendHeaders, userData: UserData) {
-        let header = headers.header(Int(bufferID), to: address, bytes: buffers.address(of: bufferID) + offset, length: length)
+    /// to `address` (sendmsg on an unconnected socket), from local address `source`
+    /// when given (IP_PKTINFO / IPV6_PKTINFO; nil: routing chooses). MSG_DONTWAIT: a
+    /// full socket buffer drops this datagram (-EAGAIN) instead of parking the request.
+    public func prepareSendDatagram(fd: Int32, to address: SocketAddress, source: SocketAddress?, from buffers: ProvidedBufferRing,
+                                    bufferID: UInt16, offset: Int, length: Int, headers: DatagramSendHeaders, userData: UserData) {
+        let header = headers.header(Int(bufferID), to: address, from: source, bytes: buffers.address(of: bufferID) + offset, length: length)
         let sqe = nextSQE()
         io_uring_prep_sendmsg(sqe, fd, header, UInt32(MSG_NOSIGNAL | MSG_DONTWAIT))
         io_uring_sqe_set_data64(sqe, userData.rawValue)

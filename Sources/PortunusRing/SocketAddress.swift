@@ -33,9 +33,10 @@ public struct SocketAddress: Equatable, Sendable, BitwiseCopyable, CustomStringC
 
     /// From address bytes stored as two words in network order (the first 4 bytes for
     /// IPv4): allocates nothing, for addresses built per connection.
-    public init(family: Family, addressWords: (UInt64, UInt64), port: UInt16) {
+    public init(family: Family, addressWords: (UInt64, UInt64), port: UInt16, scopeID: UInt32 = 0) {
         self.family = family; self.port = port
         storage = addressWords
+        self.scopeID = scopeID
     }
 
     private init(family: Family, port: UInt16, bytes: UnsafeRawBufferPointer) {

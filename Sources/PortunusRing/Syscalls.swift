@@ -18,10 +18,20 @@ public enum Sockets {
     }
 
     /// A UDP socket bound to the wildcard address of `family` at `port` (IPv6 only
-    /// for .ipv6), non-blocking.
+    /// for .ipv6), non-blocking, reporting each datagram's local address
+    /// (IP_PKTINFO / IPV6_RECVPKTINFO): on a host with several addresses a reply must
+    /// leave from the one the client wrote to, or a client whose socket is connected
+    /// (most UDP clients: DNS stubs, QUIC) never sees it.
     public static func datagramListener(_ family: SocketAddress.Family, port: UInt16, reusePort: Bool) throws(SystemError) -> Int32 {
         let fd = try bound(family, SOCK_DGRAM, port: port, reusePort: reusePort)
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var one: Int32 = 1
+        let (level, option) = family == .ipv4 ? (Int32(IPPROTO_IP), PU_IP_PKTINFO) : (Int32(IPPROTO_IPV6), PU_IPV6_RECVPKTINFO)
+        if setsockopt(fd, level, option, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            let e = lastError(family == .ipv4 ? "setsockopt(IP_PKTINFO)" : "setsockopt(IPV6_RECVPKTINFO)")
+            _ = CLiburing.close(fd)
+            throw e
+        }
         // A burst of new clients queues here while their flows are made: 4 MiB each
         // way, past net.core.rmem_max/wmem_max when the process may (CAP_NET_ADMIN).
         setBufferSizes(fd, 4 << 20)

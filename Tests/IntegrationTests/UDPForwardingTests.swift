@@ -125,6 +125,26 @@ import Glibc
         #expect(second.sources.count == 1)
     }
 
+    /// 127.0.0.2 is as local as 127.0.0.1, but a reply left to routing comes from
+    /// 127.0.0.1: a client connected to 127.0.0.2, like one that wrote to a second
+    /// address of a multi-homed host, would never see it.
+    @Test func aReplyComesFromTheAddressTheClientWroteTo() throws {
+        let backend = try UDPEchoBackend()
+        let listen = freeUDPListenPort()
+        let forwarder = try ForwarderProcess(config: Self.udpConfig(listen: listen, target: "127.0.0.1:\(backend.port)"))
+        for host in ["127.0.0.2", "127.0.0.1", "127.0.0.3"] {
+            let client = try UDPSocket()
+            try client.connect(to: listen, host: host)
+            for i in 1...3 {
+                let payload = randomBytes(40 * i, seed: UInt64(i))
+                try client.send(payload, to: listen, host: host)
+                let echo = try #require(client.receive(), "no reply from \(host) to datagram \(i)")
+                #expect(echo.bytes == payload)
+            }
+        }
+        #expect(forwarder.stop().exitCode == 0)
+    }
+
     @Test func aTCPAndAUDPRuleShareAPortNumber() throws {
         let udpBackend = try UDPEchoBackend()
         let tcpBackend = try TestBackend(.echo)

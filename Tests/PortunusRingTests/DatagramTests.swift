@@ -87,12 +87,53 @@ import Testing
         let bid = try #require(received.bufferID)
         buffers.take(bid)
         let datagram = try #require(buffers.datagram(in: bid, completionResult: received.result, layout: layout))
-        ring.prepareSendDatagram(fd: listener.fd, to: datagram.source!, from: buffers, bufferID: bid, offset: datagram.payloadOffset,
+        ring.prepareSendDatagram(fd: listener.fd, to: datagram.source!, source: datagram.destination, from: buffers, bufferID: bid, offset: datagram.payloadOffset,
                                  length: datagram.payloadLength, headers: headers, userData: UserData(slot: 2, generation: 0, kind: 2))
         #expect(RingSubmissionTests.collect(ring, 1)[0].result == Int32(payload.count))
         buffers.recycle(bid)
         var back = [UInt8](repeating: 0, count: 64)
         #expect(recv(client.fd, &back, back.count, 0) == payload.count)
+        #expect(Array(back[0..<payload.count]) == payload)
+    }
+
+    /// A listen socket made by ``Sockets/datagramListener(_:port:reusePort:)`` reports
+    /// the local address each datagram was sent to, and a reply sent from it reaches a
+    /// client connected to that address (127.0.0.2: routing alone would answer from
+    /// 127.0.0.1, and the connected client would never see it).
+    @Test(arguments: [(AF_INET, [127, 0, 0, 2]), (AF_INET6, [UInt8](repeating: 0, count: 15) + [1])])
+    func aWildcardListenerSaysWhichAddressADatagramWasSentToAndRepliesFromIt(family: Int32, octets: [UInt8]) throws {
+        let ring = try Ring(RingOptions(entries: 8))
+        let buffers = try ProvidedBufferRing(ring: ring, groupID: 7, count: 4, bufferSize: 2048)
+        let layout = DatagramLayout(), headers = DatagramSendHeaders(count: 4)
+        let probe = Self.udpSocket(family, family == AF_INET ? "0.0.0.0" : "::")
+        close(probe.fd)
+        let listener = try Sockets.datagramListener(family == AF_INET ? .ipv4 : .ipv6, port: probe.port, reusePort: false)
+        let client = Self.udpSocket(family, family == AF_INET ? "127.0.0.1" : "::1")
+        defer { close(listener); close(client.fd) }
+        func address(_ port: UInt16) -> SocketAddress {
+            family == AF_INET ? SocketAddress(ipv4: octets, port: port) : SocketAddress(ipv6: octets, port: port)
+        }
+        let to = address(probe.port)
+        let table = SocketAddressTable(capacity: 1)
+        table.append(to)
+        #expect(connect(client.fd, table.sockaddrPointer(0), table.length(0)) == 0)
+        ring.prepareMultishotRecvMsg(fd: listener, layout: layout, from: buffers, userData: UserData(slot: 1, generation: 0, kind: 1))
+        ring.submitAndWait(0)
+        let payload = Array("which address?".utf8)
+        #expect(send(client.fd, payload, payload.count, 0) == payload.count)
+        let received = RingSubmissionTests.collect(ring, 1)[0]
+        let bid = try #require(received.bufferID)
+        buffers.take(bid)
+        let datagram = try #require(buffers.datagram(in: bid, completionResult: received.result, layout: layout))
+        #expect(datagram.destination == address(0))
+        #expect(Array(UnsafeRawBufferPointer(start: buffers.address(of: bid) + datagram.payloadOffset, count: datagram.payloadLength)) == payload)
+        ring.prepareSendDatagram(fd: listener, to: datagram.source!, source: datagram.destination, from: buffers, bufferID: bid,
+                                 offset: datagram.payloadOffset, length: datagram.payloadLength, headers: headers,
+                                 userData: UserData(slot: 2, generation: 0, kind: 2))
+        #expect(RingSubmissionTests.collect(ring, 1)[0].result == Int32(payload.count))
+        buffers.recycle(bid)
+        var back = [UInt8](repeating: 0, count: 64)
+        #expect(recv(client.fd, &back, back.count, Int32(MSG_DONTWAIT)) == payload.count)
         #expect(Array(back[0..<payload.count]) == payload)
     }
 

@@ -44,6 +44,14 @@ public final class UDPSocket: @unchecked Sendable {
         fd = -1
     }
 
+    /// Connects the socket to `host`:`port`: from then on it takes datagrams from there
+    /// only, as most UDP clients do (a reply from another address never reaches them).
+    public func connect(to port: UInt16, host: String) throws {
+        guard withSocketAddress(host, port, { Glibc.connect(fd, $0, $1) }) == 0 else {
+            throw TestError("connect \(host):\(port): errno \(errno)")
+        }
+    }
+
     public func send(_ bytes: [UInt8], to port: UInt16, host: String? = nil) throws {
         let n = withSocketAddress(host ?? self.host, port) { sendto(fd, bytes, bytes.count, 0, $0, $1) }
         guard n == bytes.count else { throw TestError("sendto: \(n), errno \(errno)") }
