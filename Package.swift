@@ -78,10 +78,19 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
         .executableTarget(name: "portunus-sim", dependencies: ["PortunusSimulator"]),
+        // What operators watch: the stats socket's documents (Portunus's shapes, rule ids
+        // by BLAKE3), its server thread, and the `stats` client and dashboard.
+        .target(
+            name: "PortunusStats",
+            dependencies: [
+                "PortunusEngine", "PortunusConfig", "PortunusRing",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "portunus-uring",
             dependencies: [
-                "PortunusEngine", "PortunusConfig", "PortunusResolver",
+                "PortunusEngine", "PortunusConfig", "PortunusResolver", "PortunusStats",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -94,6 +103,7 @@ let package = Package(
         .testTarget(name: "PortunusProxyProtocolTests", dependencies: ["PortunusProxyProtocol"]),
         .testTarget(name: "PortunusResolverTests", dependencies: ["PortunusResolver", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PortunusSimulatorTests", dependencies: ["PortunusSimulator", "TestSupport"]),
+        .testTarget(name: "PortunusStatsTests", dependencies: ["PortunusStats", "PortunusConfig", "PortunusEngine", "TestSupport"]),
         .testTarget(
             name: "PortunusEngineTests",
             dependencies: [
@@ -102,6 +112,6 @@ let package = Package(
             ]
         ),
         // Runs the real binary (built by `swift build` first) against real backends on loopback.
-        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "PortunusProxyProtocol"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport", "PortunusProxyProtocol", "PortunusStats"]),
     ]
 )

@@ -65,6 +65,13 @@ static inline int pu_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 static inline int pu_set_pipe_size(int fd, int size) { return fcntl(fd, 1024 + 7, size); }
 /// fcntl(F_GETPIPE_SZ) (F_LINUX_SPECIFIC_BASE + 8).
 static inline int pu_get_pipe_size(int fd) { return fcntl(fd, 1024 + 8); }
+/// ioctl(TIOCGWINSZ): the terminal's rows and columns (for the stats dashboard).
+static inline int pu_window_size(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize size;
+    int rc = ioctl(fd, TIOCGWINSZ, &size);
+    if (rc == 0) { *rows = size.ws_row; *cols = size.ws_col; }
+    return rc;
+}
 // ioctl(FIONREAD) is variadic in C: Swift cannot call it directly. Bytes queued in a pipe.
 static inline int pu_queued_bytes(int fd, int *queued) { return ioctl(fd, FIONREAD, queued); }
 

@@ -3,7 +3,7 @@ import Glibc
 /// Starts a detached-from-Swift-concurrency OS thread running `body`. Thread entry
 /// points live here, not in main.swift, where a closure would inherit @MainActor and
 /// trap at run time (IO_URING_NOTES.md).
-func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+public func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     final class Box: @unchecked Sendable {
         // @unchecked: handed from the spawning thread to the new one exactly once.
         let body: @Sendable () -> Void

@@ -238,3 +238,13 @@ public enum ProcessSetup {
         }
     }
 }
+
+/// The controlling terminal, for the stats dashboard (its ioctl is variadic in C).
+public enum Terminal {
+    /// Rows and columns of the terminal on `fd`; nil when it is not a terminal.
+    public static func size(_ fd: Int32) -> (rows: Int, columns: Int)? {
+        var rows: UInt16 = 0, columns: UInt16 = 0
+        guard pu_window_size(fd, &rows, &columns) == 0, rows > 0, columns > 0 else { return nil }
+        return (Int(rows), Int(columns))
+    }
+}

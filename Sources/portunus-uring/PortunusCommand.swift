@@ -4,13 +4,15 @@ import Logging
 import PortunusConfig
 import PortunusEngine
 import PortunusResolver
+import PortunusStats
 
 /// `portunus-uring [--config PATH] [--check] ...`: the forwarder's command line.
 struct PortunusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "portunus-uring",
         abstract: "An io_uring TCP port forwarder, a drop-in for Portunus standalone.",
-        discussion: "Exit codes: 0 clean exit or valid --check; 2 usage, I/O, parse or validation error; 1 runtime failure (bind failed, io_uring unavailable)."
+        discussion: "Exit codes: 0 clean exit or valid --check; 2 usage, I/O, parse or validation error; 1 runtime failure (bind failed, io_uring unavailable).",
+        subcommands: [StatsCommand.self]
     )
 
     @Option(name: [.short, .long], help: "The TOML config file.")
@@ -36,7 +38,19 @@ struct PortunusCommand: ParsableCommand {
         valueName: "ADDR[:PORT]"))
     var dnsServers: [String] = []
 
+    @Flag(help: "Do not serve the stats socket, whatever [stats] says.")
+    var noStats = false
+
+    @Option(help: ArgumentHelp("Serve the stats socket at PATH instead of [stats] socket_path.", valueName: "PATH"))
+    var statsSocket: String?
+
+    @Flag(name: [.customShort("V"), .customLong("version")], help: "Print the version and exit.")
+    var version = false
+
     func validate() throws {
+        if let statsSocket, statsSocket.isEmpty || statsSocket.utf8.count > 107 {
+            throw ValidationError("--stats-socket: a Unix socket path of 1 to 107 bytes is needed, got \(statsSocket.utf8.count)")
+        }
         for server in dnsServers where DNSServer(server) == nil {
             throw ValidationError("--dns-server: \"\(server)\" is not ADDR[:PORT] (an IPv4 address, or an IPv6 address in brackets when a port follows: [::1]:53)")
         }
@@ -62,6 +76,10 @@ struct PortunusCommand: ParsableCommand {
     }
 
     func run() throws {
+        if version {
+            print("portunus-uring \(PortunusVersion.string)")
+            return
+        }
         let configuration: Configuration
         do {
             configuration = try ConfigLoader.load(path: config)
@@ -113,6 +131,7 @@ struct PortunusCommand: ParsableCommand {
             throw ExitCode(1)
         }
         logStartup(configuration, settings, logger)
+        let stats = startStats(configuration, engine, logger)
         // The 60 s report keeps its rhythm whatever signals arrive in between.
         let reportMs: Int64 = 60_000
         var nextReportMs = Self.monotonicMs() + reportMs
@@ -135,10 +154,19 @@ struct PortunusCommand: ParsableCommand {
                 ])
                 engine.stop()
                 engine.wait()
+                stats?.stop()
                 logCounters(engine, logger, message: "stopped")
                 return
             }
         }
+    }
+
+    /// The stats socket, unless turned off; a socket that cannot be set up is logged
+    /// and the forwarder runs on without it (as Portunus).
+    private func startStats(_ configuration: Configuration, _ engine: Engine, _ logger: Logger) -> StatsServer? {
+        guard configuration.stats.enabled || statsSocket != nil, !noStats else { return nil }
+        let documents = StatsDocuments(configuration: configuration) { engine.counters() }
+        return StatsServer.start(path: statsSocket ?? configuration.stats.socketPath, documents: documents, logger: logger)
     }
 
     private static func monotonicMs() -> Int64 {

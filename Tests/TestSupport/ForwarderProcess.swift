@@ -68,6 +68,8 @@ public final class ForwarderProcess: @unchecked Sendable {
     private var finished: ProcessResult?
 
     public var pid: Int32 { process.processIdentifier }
+    /// Where the forwarder serves its stats socket unless the test passed `--stats-socket` or `--no-stats`.
+    public var statsSocketPath: String { directory.appendingPathComponent("stats.sock").path }
 
     /// Writes `config` to a temp file, starts the binary, and waits (at most 10 s) for
     /// its "started" log line, which it prints once every listener is bound and every
@@ -78,7 +80,10 @@ public final class ForwarderProcess: @unchecked Sendable {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let configPath = directory.appendingPathComponent("portunus.toml")
         try config.write(to: configPath, atomically: true, encoding: .utf8)
-        let command = wrapper + [Repository.binary, "--config", configPath.path, "--log-format", "pretty", "--log-level", "info"] + arguments
+        // Each forwarder serves its stats socket in its own directory (not the shared
+        // default path), unless the test chooses.
+        let stats = arguments.contains("--no-stats") || arguments.contains("--stats-socket") ? [] : ["--stats-socket", directory.appendingPathComponent("stats.sock").path]
+        let command = wrapper + [Repository.binary, "--config", configPath.path, "--log-format", "pretty", "--log-level", "info"] + stats + arguments
         process.executableURL = URL(fileURLWithPath: command[0].hasPrefix("/") ? command[0] : "/usr/bin/\(command[0])")
         process.arguments = Array(command.dropFirst())
         FileManager.default.createFile(atPath: directory.appendingPathComponent("stderr").path, contents: nil)
