@@ -26,10 +26,15 @@ public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
     public let message: String
     /// The file, used as the position prefix; nil when not known.
     public let path: String?
+    /// An error stops the file from loading; a warning is printed and loading goes on.
+    public let severity: Severity
+
+    public enum Severity: String, Sendable { case error, warning }
 
     /// Creates a diagnostic.
     public init(code: String, rule: String? = nil, key: String? = nil,
-                line: Int? = nil, column: Int? = nil, message: String, path: String? = nil) {
+                line: Int? = nil, column: Int? = nil, message: String, path: String? = nil, severity: Severity = .error) {
+        self.severity = severity
         self.code = code
         self.rule = rule
         self.key = key
@@ -39,7 +44,7 @@ public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
         self.path = path
     }
 
-    /// `[PATH:LINE:COL: ]error[CODE]: [rule "NAME"][, KEY]: MESSAGE`.
+    /// `[PATH:LINE:COL: ]error[CODE]: [rule "NAME"][, KEY]: MESSAGE` (`warning[CODE]` for a warning).
     public var description: String {
         var text = ""
         if let line {
@@ -47,7 +52,7 @@ public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
             if let column { text += "\(column):" }
             text += " "
         }
-        text += "error[\(code)]: "
+        text += "\(severity.rawValue)[\(code)]: "
         let location = [rule.map { "rule \"\($0)\"" }, key].compactMap { $0 }
         if !location.isEmpty { text += location.joined(separator: ", ") + ": " }
         return text + message
@@ -126,7 +131,7 @@ extension ConfigDiagnostic {
         public static let missingKey = "validation.missing_key"
         /// `stats.refresh_ms` outside 250...5000 while stats are enabled.
         public static let refreshMsOutOfRange = "validation.refresh_ms_out_of_range"
-        /// `log_level` not one of error, warn, info, debug, trace.
+        /// `log_level` not a level or tracing-style filter: a warning (the file runs with `warn`).
         public static let logLevelInvalid = "validation.log_level_invalid"
         /// `log_format` not json / pretty.
         public static let logFormatInvalid = "validation.log_format_invalid"

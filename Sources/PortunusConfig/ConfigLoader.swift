@@ -51,7 +51,7 @@ public enum ConfigLoader {
             let diagnostics = parser.sink.diagnostics.map { $0.with(path: path) }
             throw ConfigError(path: path, diagnostics: diagnostics)
         }
-        return configuration
+        return configuration.with(warnings: parser.sink.warnings.map { $0.with(path: path) })
     }
 
     private static func parseTOML(_ text: String, path: String) throws(ConfigError) -> TOMLTable {
@@ -91,6 +91,6 @@ extension ConfigDiagnostic {
     /// The same diagnostic labelled with the file it came from.
     func with(path: String) -> ConfigDiagnostic {
         ConfigDiagnostic(code: code, rule: rule, key: key, line: line, column: column,
-                         message: message, path: path)
+                         message: message, path: path, severity: severity)
     }
 }

@@ -43,11 +43,20 @@ struct ConfigParser {
         defer { reader.reportUnknownKeys(known: ["label", "log_level", "log_format", "shutdown_drain_secs", "max_connections"]) }
         // Read in schema order so diagnostics come out in the order the spec lists the keys.
         let label = reader.string("label")
-        let level: LogLevel? = reader.choice("log_level", code: ConfigDiagnostic.Code.logLevelInvalid)
+        var filter = fallback.logFilter
+        if let text = reader.string("log_level") {
+            if let parsed = LogFilter(text) {
+                filter = parsed
+            } else {
+                reader.sink.warn(ConfigDiagnostic.Code.logLevelInvalid, reader.scope, key: "log_level",
+                                 "\(quoted(text)) is not a log filter (a level such as \"info\", or directives such as"
+                                 + " \"portunus=debug,info\"); the forwarder runs with \"warn\", as Portunus does")
+            }
+        }
         let format: LogFormat? = reader.choice("log_format", code: ConfigDiagnostic.Code.logFormatInvalid)
         let drainSecs = reader.integer("shutdown_drain_secs", in: 0...Limits.maxSeconds, meaning: "shutdown_drain_secs")
         let maxConnections = reader.integer("max_connections", in: 1...Limits.maxConnections, meaning: "max_connections")
-        return GlobalSettings(label: label, logLevel: level ?? fallback.logLevel, logFormat: format ?? fallback.logFormat,
+        return GlobalSettings(label: label, logFilter: filter, logFormat: format ?? fallback.logFormat,
                               shutdownDrain: drainSecs.map { .seconds($0) } ?? fallback.shutdownDrain,
                               maxConnections: maxConnections)
     }

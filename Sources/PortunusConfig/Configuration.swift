@@ -17,6 +17,15 @@ public struct Configuration: Sendable, Equatable {
     /// `[[rule]]` entries in file order; never empty, names unique, no two
     /// rules of the same protocol share a listen port.
     public let rules: [Rule]
+    /// What loading noticed without refusing the file (`--check` prints them as
+    /// `warning[CODE]`, start-up logs them).
+    public private(set) var warnings: [ConfigDiagnostic] = []
+
+    func with(warnings: [ConfigDiagnostic]) -> Configuration {
+        var copy = self
+        copy.warnings = warnings
+        return copy
+    }
 
     /// Creates a configuration from already-validated parts (for tests and
     /// embedders; files go through `ConfigLoader`).
@@ -35,8 +44,8 @@ public struct Configuration: Sendable, Equatable {
 public struct GlobalSettings: Sendable, Equatable {
     /// `label`: free text printed in the start-up log line; nil when absent.
     public let label: String?
-    /// `log_level`: default `.warn`.
-    public let logLevel: LogLevel
+    /// `log_level`: a level or a tracing-style filter (``LogFilter``); default `warn`.
+    public let logFilter: LogFilter
     /// `log_format`: default `.json`.
     public let logFormat: LogFormat
     /// `shutdown_drain_secs`: how long open TCP connections may finish after
@@ -49,12 +58,12 @@ public struct GlobalSettings: Sendable, Equatable {
 
     /// Creates global settings; every argument defaults to the spec default.
     public init(label: String? = nil,
-                logLevel: LogLevel = .warn,
+                logFilter: LogFilter = LogFilter(level: .warn),
                 logFormat: LogFormat = .json,
                 shutdownDrain: Duration = .seconds(30),
                 maxConnections: Int? = nil) {
         self.label = label
-        self.logLevel = logLevel
+        self.logFilter = logFilter
         self.logFormat = logFormat
         self.shutdownDrain = shutdownDrain
         self.maxConnections = maxConnections

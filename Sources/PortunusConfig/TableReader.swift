@@ -8,6 +8,9 @@ import TOMLKit
 /// through every helper; it never leaves the loading call.
 final class DiagnosticCollector {
     private(set) var diagnostics: [ConfigDiagnostic] = []
+    /// Problems that do not stop the file from loading (a `log_level` Portunus would
+    /// run with, falling back to `warn`): `--check` prints them, start-up logs them.
+    private(set) var warnings: [ConfigDiagnostic] = []
 
     /// Number reported so far: a reader compares counts to tell whether a
     /// rule came through clean.
@@ -16,6 +19,11 @@ final class DiagnosticCollector {
     func report(_ code: String, _ scope: Scope, key: String?, _ message: String) {
         diagnostics.append(ConfigDiagnostic(
             code: code, rule: scope.rule, key: key.map(scope.qualified), message: message))
+    }
+
+    func warn(_ code: String, _ scope: Scope, key: String?, _ message: String) {
+        warnings.append(ConfigDiagnostic(
+            code: code, rule: scope.rule, key: key.map(scope.qualified), message: message, severity: .warning))
     }
 }
 

@@ -165,7 +165,7 @@ public final class Engine: @unchecked Sendable {
                 let worker: Worker<KernelIO>
                 do throws(SystemError) {
                     let io = try KernelIO(settings: setup.settings) { message, error in
-                        setup.logger.warning("\(message)", metadata: ["error": "\(error)"])
+                        setup.logger.warning("\(message)", metadata: ["event": "standalone.worker_degraded", "error": "\(error)"])
                     }
                     worker = try Worker(setup, io: io, drainMs: drainMs)
                 } catch {

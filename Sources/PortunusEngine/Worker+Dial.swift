@@ -103,16 +103,22 @@ extension Worker {
         if inPrelude { counters.add(.preludeFailures, rule: rule, 1) }
         if !nextAddress { targetFailed(slot, failed) }
         let target = targetLabel(slot, failed, address)
+        let next: Logger.Message = switch operation {
+        case .dial, .resolve: nextAddress ? "address failed, trying the target's next address" : "target failed, trying the next one"
+        default: "target failed, none left"
+        }
+        // Every failed attempt (debug); the connection's end, when none is left, below.
+        logger.debug(next, metadata: [
+            "event": "rule.target.dial_failed", "rule": "\(setup.plan.ruleNames[rule])", "target": "\(target)", "error": "\(error)",
+        ])
         switch operation {
         case .dial, .resolve:
-            logger.debug(nextAddress ? "address failed, trying the target's next address" : "target failed, trying the next one", metadata: [
-                "rule": "\(setup.plan.ruleNames[rule])", "target": "\(target)", "error": "\(error)",
-            ])
+            break
         default:
             if let suppressed = failureLog.admit(.dialFailed, rule: rule) {
                 logger.error("all targets failed; client closed", metadata: [
-                    "rule": "\(setup.plan.ruleNames[rule])", "target": "\(target)",
-                    "error": "\(error)", "suppressed": "\(suppressed)",
+                    "event": "rule.conn_error", "rule": "\(setup.plan.ruleNames[rule])", "target": "\(target)",
+                    "error": "\(error)", "suppressed": .stringConvertible(suppressed),
                 ])
             }
         }
@@ -142,13 +148,13 @@ extension Worker {
         if transition == .failed { counters.add(.targetFailovers, rule: rule, 1) }
         let (from, to) = transition == .failed ? ("healthy", "failed") : ("failed", "healthy")
         let metadata: Logger.Metadata = [
-            "rule": "\(setup.plan.ruleNames[rule])", "target": "\(setup.plan.endpointLabels[Int(endpoint)])",
-            "from": "\(from)", "to": "\(to)",
+            "event": "rule.target.health_changed", "rule": "\(setup.plan.ruleNames[rule])",
+            "target": "\(setup.plan.endpointLabels[Int(endpoint)])", "from": "\(from)", "to": "\(to)",
         ]
         if transition == .failed {
-            logger.warning("rule.target.health_changed", metadata: metadata)
+            logger.warning("target health changed", metadata: metadata)
         } else {
-            logger.info("rule.target.health_changed", metadata: metadata)
+            logger.info("target health changed", metadata: metadata)
         }
     }
 

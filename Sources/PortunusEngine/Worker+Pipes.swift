@@ -30,7 +30,8 @@ extension Worker {
                 let rule = Int(slab[slot].rule)
                 if let suppressed = failureLog.admit(.pipeFailed, rule: rule) {
                     logger.warning("cannot create a pipe for splice; relaying through buffers", metadata: [
-                        "rule": "\(setup.plan.ruleNames[rule])", "error": "\(error)", "suppressed": "\(suppressed)",
+                        "event": "rule.splice_pipe_failed", "rule": "\(setup.plan.ruleNames[rule])", "error": "\(error)",
+                        "suppressed": .stringConvertible(suppressed),
                     ])
                 }
                 return false
@@ -74,7 +75,7 @@ extension Worker {
         // A debug build stops here; a release build closes the pipe and says so.
         assertionFailure("a pipe accounted empty holds \(queued.map(String.init) ?? "an unknown number of") bytes")
         logger.error("a pipe accounted empty still held bytes; closed instead of reused", metadata: [
-            "rule": "\(setup.plan.ruleNames[rule])", "queued_bytes": "\(queued.map(String.init) ?? "unknown")",
+            "event": "rule.pipe_discarded", "rule": "\(setup.plan.ruleNames[rule])", "queued_bytes": "\(queued.map(String.init) ?? "unknown")",
         ])
         return false
     }

@@ -37,7 +37,9 @@ extension Worker {
         case let .failure(error):
             // Both addresses come from one socket, so their families always match;
             // this is a defect, reported rather than sent as a wrong header.
-            logger.error("cannot encode the PROXY header", metadata: ["error": "\(error)", "source": "\(peer)", "destination": "\(local)"])
+            logger.error("cannot encode the PROXY header", metadata: [
+                "event": "rule.target.proxy_protocol_write_failed", "error": "\(error)", "source": "\(peer)", "destination": "\(local)",
+            ])
             close(slot, reset: true)
         }
     }

@@ -298,8 +298,8 @@ enum WorkerLayout {
             if c.result != -ECANCELED {
                 if let suppressed = failureLog.admit(.acceptFailed, rule: rule) {
                     logger.warning("accept failed", metadata: [
-                        "rule": "\(setup.plan.ruleNames[rule])", "error": "\(SystemError("accept", result: c.result))",
-                        "suppressed": "\(suppressed)",
+                        "event": "rule.conn_error", "rule": "\(setup.plan.ruleNames[rule])",
+                        "error": "\(SystemError("accept", result: c.result))", "suppressed": .stringConvertible(suppressed),
                     ])
                 }
             }
@@ -319,8 +319,8 @@ enum WorkerLayout {
             io.closeWithReset(fd)
             if let suppressed = failureLog.admit(.rejected, rule: rule) {
                 logger.warning("connection limit reached; new client closed", metadata: [
-                    "rule": "\(setup.plan.ruleNames[rule])", "worker": "\(setup.index)",
-                    "limit": "\(setup.connections)", "suppressed": "\(suppressed)",
+                    "event": "rule.conn_rejected", "rule": "\(setup.plan.ruleNames[rule])", "worker": .stringConvertible(setup.index),
+                    "limit": .stringConvertible(setup.connections), "suppressed": .stringConvertible(suppressed),
                 ])
             }
             return
@@ -375,7 +375,9 @@ enum WorkerLayout {
     private func onDrainExpired() {
         let open = slab.activeSlots()
         if !open.isEmpty {
-            logger.info("drain budget spent; closing open connections", metadata: ["worker": "\(setup.index)", "connections": "\(open.count)"])
+            logger.info("drain budget spent; closing open connections", metadata: [
+                "event": "shutdown.drain_expired", "worker": .stringConvertible(setup.index), "connections": .stringConvertible(open.count),
+            ])
         }
         for slot in open { close(slot, reset: true) }
     }

@@ -346,8 +346,8 @@ public final class Resolver: @unchecked Sendable {
         entries[name].freshUntilMs = now + ttl * 1000
         entries[name].failed = false
         entries[name].retryAtMs = 0
-        logger.debug("rule.dns_resolved", metadata: [
-            "rule": "\(nameRules[name])", "name": "\(names[name])", "ttl_secs": "\(ttl)",
+        logger.debug("name resolved", metadata: [
+            "event": "rule.dns_resolved", "rule": "\(nameRules[name])", "name": "\(names[name])", "ttl_secs": .stringConvertible(ttl),
             "addresses": "\(entries[name].addresses.map(\.description).joined(separator: ","))",
         ])
         settle(name)
@@ -359,9 +359,9 @@ public final class Resolver: @unchecked Sendable {
         let stale = !entries[name].addresses.isEmpty && now < entries[name].freshUntilMs + settings.staleMs
         // One warning per name per 10 s; the next one says how many were skipped.
         if entries[name].lastFailureLogMs.map({ now - $0 >= 10_000 }) ?? true {
-            logger.warning("rule.dns_failed", metadata: [
-                "rule": "\(nameRules[name])", "name": "\(names[name])", "error": "\(reason)",
-                "serving_stale": "\(stale)", "suppressed": "\(entries[name].suppressedFailureLogs)",
+            logger.warning("name did not resolve", metadata: [
+                "event": "rule.dns_failed", "rule": "\(nameRules[name])", "name": "\(names[name])", "error": "\(reason)",
+                "serving_stale": .stringConvertible(stale), "suppressed": .stringConvertible(entries[name].suppressedFailureLogs),
             ])
             entries[name].lastFailureLogMs = now
             entries[name].suppressedFailureLogs = 0

@@ -21,7 +21,7 @@ struct PortunusCommand: ParsableCommand {
     @Flag(help: "Validate the config, print 'ok' and exit 0, or print every error and exit 2. Binds nothing.")
     var check = false
 
-    @Option(help: "Override [global] log_level: error, warn, info, debug, trace.")
+    @Option(help: ArgumentHelp("Override [global] log_level: a level (error, warn, info, debug, trace) or a tracing-style filter such as portunus=debug,info or warn,portunus::rule=debug.", valueName: "FILTER"))
     var logLevel: String?
 
     @Option(help: "Override [global] log_format: json or pretty.")
@@ -54,12 +54,7 @@ struct PortunusCommand: ParsableCommand {
         for server in dnsServers where DNSServer(server) == nil {
             throw ValidationError("--dns-server: \"\(server)\" is not ADDR[:PORT] (an IPv4 address, or an IPv6 address in brackets when a port follows: [::1]:53)")
         }
-        if let logLevel, LogLevel(rawValue: logLevel) == nil {
-            throw ValidationError("--log-level: \"\(logLevel)\" is not one of error, warn, info, debug, trace")
-        }
-        if let logFormat, LogFormat(rawValue: logFormat) == nil {
-            throw ValidationError("--log-format: \"\(logFormat)\" is not one of json, pretty")
-        }
+        // --log-format: "pretty" means lines for people, any other value JSON (Portunus).
         if let workers, !(1...1024).contains(workers) {
             throw ValidationError("--workers: \(workers) is not within 1...1024")
         }
@@ -96,26 +91,32 @@ struct PortunusCommand: ParsableCommand {
             throw ExitCode(2)
         }
         if check {
+            for warning in configuration.warnings { Self.printError(warning.description) }
+            if let warning = commandLineFilterWarning { Self.printError(warning) }
             print("ok")
             return
         }
         let logger = makeLogger(configuration.global)
+        for warning in configuration.warnings {
+            logger.warning("\(warning.description)", metadata: ["event": "standalone.config_warning", "code": "\(warning.code)"])
+        }
+        if let warning = commandLineFilterWarning {
+            logger.warning("\(warning)", metadata: ["event": "standalone.config_warning", "code": "validation.log_level_invalid"])
+        }
         try serve(configuration, logger: logger)
     }
 
+    /// --log-level given and not a filter: like an invalid `log_level`, a warning, and `warn`.
+    private var commandLineFilterWarning: String? {
+        guard let logLevel, LogFilter(logLevel) == nil else { return nil }
+        return "warning[validation.log_level_invalid]: --log-level: \"\(logLevel)\" is not a log filter; running with \"warn\""
+    }
+
     private func makeLogger(_ global: GlobalSettings) -> Logger {
-        let level = LogLevel(rawValue: logLevel ?? "") ?? global.logLevel
-        let style: LogStyle = (LogFormat(rawValue: logFormat ?? "") ?? global.logFormat) == .pretty ? .pretty : .json
-        let swiftLogLevel: Logger.Level = switch level {
-        case .error: .error
-        case .warn: .warning
-        case .info: .info
-        case .debug: .debug
-        case .trace: .trace
-        }
-        return Logger(label: "portunus-uring") { label in
-            StderrLogHandler(label: label, style: style, logLevel: swiftLogLevel)
-        }
+        let filter = logLevel.map { LogFilter($0) ?? LogFilter(level: .warn) } ?? global.logFilter
+        let format = logFormat.map { $0 == "pretty" ? LogFormat.pretty : .json } ?? global.logFormat
+        let style: LogStyle = format == .pretty ? .pretty : .json
+        return Logger(label: "portunus-uring") { _ in StderrLogHandler(style: style, filter: filter) }
     }
 
     private func serve(_ configuration: Configuration, logger: Logger) throws {
@@ -127,35 +128,41 @@ struct PortunusCommand: ParsableCommand {
             engine = try Engine(configuration: configuration, settings: settings, logger: logger)
             try engine.start()
         } catch {
-            Self.printError(error.description)
+            Self.printError(Self.bindFailureSummary(error) + error.description)
             throw ExitCode(1)
         }
-        logStartup(configuration, settings, logger)
+        // The stats socket before the "started" line: started means everything is up.
         let stats = startStats(configuration, engine, logger)
-        // The 60 s report keeps its rhythm whatever signals arrive in between.
+        logStartup(configuration, engine.settings, logger)
+        let ids = configuration.rules.map { BLAKE3.ruleID($0.name) }
+        // Portunus's reporter: once at start-up, then every 60 s, keeping its rhythm
+        // whatever signals arrive in between.
+        reportStats(engine, ids, logger)
         let reportMs: Int64 = 60_000
         var nextReportMs = Self.monotonicMs() + reportMs
         while true {
             guard let signal = Signals.wait(milliseconds: Int(max(0, nextReportMs - Self.monotonicMs()))) else {
-                logCounters(engine, logger, message: "stats")
+                reportStats(engine, ids, logger)
                 nextReportMs += reportMs
                 continue
             }
             switch signal {
             case SIGHUP:
-                logger.warning("SIGHUP received: configuration reload is not supported by this version yet; still running with the loaded file")
+                logger.warning("SIGHUP received: configuration reload is not supported by this version yet; still running with the loaded file",
+                               metadata: ["event": "standalone.sighup_ignored"])
             case SIGUSR1:
-                logCounters(engine, logger, message: "stats")
+                reportStats(engine, ids, logger)
             case _ where Signals.ignored.contains(signal):
-                logger.debug("signal ignored", metadata: ["signal": "\(Signals.name(signal))"])
+                logger.debug("signal ignored", metadata: ["event": "standalone.signal_ignored", "signal": "\(Signals.name(signal))"])
             default:
                 logger.info("stopping: no new connections; draining open ones", metadata: [
-                    "signal": "\(Signals.name(signal))", "drain_secs": "\(configuration.global.shutdownDrain.components.seconds)",
+                    "event": "shutdown.signal", "signal": "\(Signals.name(signal))",
+                    "drain_secs": .stringConvertible(configuration.global.shutdownDrain.components.seconds),
                 ])
                 engine.stop()
                 engine.wait()
                 stats?.stop()
-                logCounters(engine, logger, message: "stopped")
+                logCounters(engine, logger)
                 return
             }
         }
@@ -175,10 +182,36 @@ struct PortunusCommand: ParsableCommand {
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
+    /// Portunus's start-up failure shape, `error: N rule(s) failed to bind:` and one
+    /// `- NAME (ID): CODE` per rule, before our lines naming each port; empty when no
+    /// listen port failed.
+    static func bindFailureSummary(_ error: EngineStartupError) -> String {
+        var rules: [(name: String, code: String)] = []
+        for case let .bind(rule, _, code, _) in error.problems where !rules.contains(where: { $0.name == rule }) {
+            rules.append((rule, code))
+        }
+        guard !rules.isEmpty else { return "" }
+        return "error: \(rules.count) rule(s) failed to bind:\n"
+            + rules.map { "- \($0.name) (\(BLAKE3.ruleID($0.name))): \($0.code)\n" }.joined()
+    }
+
     private func logStartup(_ configuration: Configuration, _ settings: EngineSettings, _ logger: Logger) {
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            let metadata: Logger.Metadata = [
+                "event": "standalone.rlimit_nofile", "soft": .stringConvertible(UInt64(limit.rlim_cur)), "hard": .stringConvertible(UInt64(limit.rlim_max)),
+                "max_connections": .stringConvertible((settings.connectionsPerWorker ?? 0) * settings.workers),
+            ]
+            logger.info("open-file limit", metadata: metadata)
+            if limit.rlim_cur < 4096 {
+                logger.warning("the open-file limit is low: each connection needs two descriptors; raise LimitNOFILE / ulimit -n",
+                               metadata: metadata.merging(["event": "standalone.rlimit_nofile_low"]) { $1 })
+            }
+        }
         logger.info("started", metadata: [
-            "label": "\(configuration.global.label ?? "")", "workers": "\(settings.workers)",
-            "relay": "\(settings.relay.rawValue)", "rules": "\(configuration.rules.count)",
+            "event": "standalone.started", "label": "\(configuration.global.label ?? "")", "workers": .stringConvertible(settings.workers),
+            "relay": "\(settings.relay.rawValue)", "rules": .stringConvertible(configuration.rules.count),
+            "version": "\(PortunusVersion.string)",
         ])
         for rule in configuration.rules {
             let listen = rule.listenPorts.count == 1 ? "\(rule.listenPorts.lower)" : "\(rule.listenPorts.lower)-\(rule.listenPorts.upper)"
@@ -188,26 +221,43 @@ struct PortunusCommand: ParsableCommand {
                 return "\(target.host):\(ports)\(proxy)"
             }
             logger.info("rule", metadata: [
-                "rule": "\(rule.name)", "protocol": "\(rule.proto.rawValue)", "listen": "\(listen)",
-                "targets": "\(targets.joined(separator: ","))",
+                "event": "rule.activated", "rule": "\(rule.name)", "rule_id": .stringConvertible(BLAKE3.ruleID(rule.name)),
+                "protocol": "\(rule.proto.rawValue)", "listen": "\(listen)", "targets": "\(targets.joined(separator: ","))",
             ])
         }
     }
 
-    private func logCounters(_ engine: Engine, _ logger: Logger, message: Logger.Message) {
-        for (name, c) in zip(engine.plan.ruleNames, engine.counters()) {
-            logger.info(message, metadata: [
-                "rule": "\(name)", "bytes_in": "\(c.bytesIn)", "bytes_out": "\(c.bytesOut)",
-                "conns_active": "\(c.connectionsActive)", "conns_total": "\(c.connectionsTotal)",
-                "connect_failures": "\(c.connectFailures)", "prelude_failures": "\(c.preludeFailures)",
-                "rejected": "\(c.rejected)", "spliced_halves": "\(c.splicedHalves)",
-                "pipes_discarded": "\(c.pipesDiscarded)", "spilled_sends": "\(c.spilledSends)", "idle_closed": "\(c.idleClosed)",
-                "dns_failures": "\(c.dnsFailures)", "target_failovers_total": "\(c.targetFailovers)",
-                "datagrams_in": "\(c.datagramsIn)", "datagrams_out": "\(c.datagramsOut)", "flows_active": "\(c.flowsActive)",
-                "icmp_evict": "\(c.icmpEvict)", "emsgsize": "\(c.emsgsize)", "wouldblock": "\(c.wouldblock)",
-                "flows_dropped_overflow": "\(c.flowsDroppedOverflow)", "flows_pending_drops": "\(c.flowsPendingDrops)",
-            ])
+    /// Portunus's `standalone.stats`: one line per rule with its field names, then ours.
+    private func reportStats(_ engine: Engine, _ ids: [UInt64], _ logger: Logger) {
+        for ((name, id), c) in zip(zip(engine.plan.ruleNames, ids), engine.counters()) {
+            logger.info("stats", metadata: Self.counterFields(c).merging([
+                "event": "standalone.stats", "rule": .stringConvertible(id), "rule_name": "\(name)",
+                "in_bytes": .stringConvertible(c.bytesIn), "out_bytes": .stringConvertible(c.bytesOut),
+                "active_conns": .stringConvertible(c.connectionsActive), "active_flows": .stringConvertible(c.flowsActive),
+            ]) { $1 })
         }
+    }
+
+    /// The final counters, one line per rule (ours: `standalone.stopped`).
+    private func logCounters(_ engine: Engine, _ logger: Logger) {
+        for (name, c) in zip(engine.plan.ruleNames, engine.counters()) {
+            logger.info("stopped", metadata: Self.counterFields(c).merging(["event": "standalone.stopped", "rule": "\(name)"]) { $1 })
+        }
+    }
+
+    private static func counterFields(_ c: RuleCounters) -> Logger.Metadata {
+        func n(_ v: UInt64) -> Logger.Metadata.Value { .stringConvertible(v) }
+        return [
+            "bytes_in": n(c.bytesIn), "bytes_out": n(c.bytesOut),
+            "conns_active": n(c.connectionsActive), "conns_total": n(c.connectionsTotal),
+            "connect_failures": n(c.connectFailures), "prelude_failures": n(c.preludeFailures),
+            "rejected": n(c.rejected), "spliced_halves": n(c.splicedHalves),
+            "pipes_discarded": n(c.pipesDiscarded), "spilled_sends": n(c.spilledSends), "idle_closed": n(c.idleClosed),
+            "dns_failures": n(c.dnsFailures), "target_failovers_total": n(c.targetFailovers),
+            "datagrams_in": n(c.datagramsIn), "datagrams_out": n(c.datagramsOut), "flows_active": n(c.flowsActive),
+            "icmp_evict": n(c.icmpEvict), "emsgsize": n(c.emsgsize), "wouldblock": n(c.wouldblock),
+            "flows_dropped_overflow": n(c.flowsDroppedOverflow), "flows_pending_drops": n(c.flowsPendingDrops),
+        ]
     }
 
     static func printError(_ text: String) {

@@ -1,4 +1,5 @@
 import Foundation
+import PortunusStats
 import Testing
 import TestSupport
 
@@ -32,10 +33,14 @@ import TestSupport
         defer { try? FileManager.default.removeItem(atPath: path) }
         let result = try runBinary(["--config", path])
         #expect(result.exitCode == 1)
-        let lines = result.stderr.split(separator: "\n").filter { $0.contains("port_in_use") }
-        #expect(lines.count == 1)
-        #expect(lines.first?.contains("rule \"busy\"") == true)
-        #expect(lines.first?.contains("listen port \(holder.port)") == true)
+        // Portunus's shape first, then a line naming the port.
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.first == "error: 1 rule(s) failed to bind:")
+        #expect(lines.dropFirst().first == "- busy (\(BLAKE3.ruleID("busy"))): port_in_use")
+        let detail = lines.filter { $0.hasPrefix("error[port_in_use]") }
+        #expect(detail.count == 1)
+        #expect(detail.first?.contains("rule \"busy\"") == true)
+        #expect(detail.first?.contains("listen port \(holder.port)") == true)
     }
 
     /// A seccomp filter makes io_uring_setup fail with EPERM, as a container runtime's

@@ -167,7 +167,7 @@ struct DiagnosticTextTests {
     @Test func allErrorsAreReportedAtOnce() throws {
         let error = try #require(parseError("""
             [global]
-            log_level = "loud"
+            shutdown_drain_secs = -4
 
             [[rule]]
             name = "web"
@@ -176,7 +176,7 @@ struct DiagnosticTextTests {
             targets = [ { host = "10.0.0.1", port = 443, proxy_protocol = "v3" } ]
             """))
         #expect(error.diagnostics.map(Expected.init) == [
-            Expected("validation.log_level_invalid", key: "global.log_level"),
+            Expected("validation.value_out_of_range", key: "global.shutdown_drain_secs"),
             Expected("validation.protocol_unknown", rule: "web", key: "protocol"),
             Expected("validation.proxy_protocol_invalid", rule: "web", key: "targets[0].proxy_protocol"),
         ])

@@ -5,11 +5,6 @@ import Testing
 @Suite("[global]")
 struct GlobalSectionTests {
     static let cases: [InvalidCase] = [
-        InvalidCase("log_level unknown", "[global]\nlog_level = \"verbose\"\n" + minimalRule,
-                    Expected("validation.log_level_invalid", key: "global.log_level"),
-                    messageContains: [#""verbose""#, #""error", "warn", "info", "debug", "trace""#]),
-        InvalidCase("log_level is case-sensitive", "[global]\nlog_level = \"WARN\"\n" + minimalRule,
-                    Expected("validation.log_level_invalid", key: "global.log_level")),
         InvalidCase("log_level of the wrong type", "[global]\nlog_level = 3\n" + minimalRule,
                     Expected("validation.wrong_type", key: "global.log_level")),
         InvalidCase("log_format unknown", "[global]\nlog_format = \"text\"\n" + minimalRule,
@@ -35,7 +30,19 @@ struct GlobalSectionTests {
     @Test("every log level", arguments: LogLevel.allCases)
     func logLevels(_ level: LogLevel) throws {
         let config = try parseValid("[global]\nlog_level = \"\(level.rawValue)\"\n" + minimalRule)
-        #expect(config.global.logLevel == level)
+        #expect(config.global.logFilter == LogFilter(level: level) || config.global.logFilter.defaultLevel == level)
+        #expect(config.global.logFilter.directives.isEmpty && config.warnings.isEmpty)
+    }
+
+    /// Portunus runs a file whose log_level is no filter, with `warn`: so do we, and
+    /// `--check` says so as a warning, not an error.
+    @Test(arguments: ["portunus=verbose", "info,warn", "=debug", "portunus=", "a b", "", "[span]=info", "portunus:rule=debug"])
+    func aLogLevelThatIsNoFilterIsAWarningAndRunsWithWarn(_ text: String) throws {
+        let config = try parseValid("[global]\nlog_level = \"\(text)\"\n" + minimalRule)
+        #expect(config.global.logFilter == LogFilter(level: .warn))
+        #expect(config.warnings.map(\.code) == ["validation.log_level_invalid"])
+        #expect(config.warnings.first?.key == "global.log_level")
+        #expect(config.warnings.first?.description.contains("warning[validation.log_level_invalid]: global.log_level: ") == true)
     }
 
     @Test func explicitValues() throws {
@@ -46,7 +53,7 @@ struct GlobalSectionTests {
             log_format = "pretty"
             shutdown_drain_secs = 0
             """ + "\n" + minimalRule)
-        #expect(config.global == GlobalSettings(label: "edge-1", logLevel: .debug, logFormat: .pretty,
+        #expect(config.global == GlobalSettings(label: "edge-1", logFilter: LogFilter("debug")!, logFormat: .pretty,
                                                 shutdownDrain: .zero))
     }
 }

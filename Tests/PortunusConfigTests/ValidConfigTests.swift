@@ -9,7 +9,7 @@ struct ValidConfigTests {
     @Test func everyDefault() throws {
         let config = try parseValid(rule("ssh", "listen_port = 2222\ntarget = \"10.0.0.5:22\""))
         #expect(config.global.label == nil)
-        #expect(config.global.logLevel == .warn)
+        #expect(config.global.logFilter == LogFilter(level: .warn))
         #expect(config.global.logFormat == .json)
         #expect(config.global.shutdownDrain == .seconds(30))
         #expect(config.defaults.proto == .tcp)

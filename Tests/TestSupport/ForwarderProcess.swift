@@ -93,7 +93,8 @@ public final class ForwarderProcess: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(10)
-        while !stderrText.contains(" INFO started ") {
+        // The start-up line, in the pretty form or the JSON one (a test may ask for JSON).
+        while !stderrText.contains(" INFO started ") && !stderrText.contains("\"event\":\"standalone.started\"") {
             if !process.isRunning { throw TestError("forwarder exited early: \(stderrText)") }
             if Date() > deadline { throw TestError("forwarder did not start within 10 s: \(stderrText)") }
             usleep(10_000)
