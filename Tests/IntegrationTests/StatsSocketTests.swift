@@ -290,22 +290,11 @@ final class StatsSocketReader {
         let forwarder = try ForwarderProcess(config: Self.config(tcpListen: port, tcpTarget: backend.port, udpListen: freeUDPListenPort(), udpTarget: 9))
         defer { forwarder.stop() }
         let session = "pu-dash-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        // posix_spawn, not Process: the tmux server that new-session forks keeps the
+        // descriptors it inherited, and Process may never see that client exit.
         func tmux(_ args: [String]) throws -> (exitCode: Int32, stdout: String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
-            p.arguments = args
-            // Into a file, not a pipe: the tmux server that new-session forks keeps every
-            // descriptor it inherited, so a pipe would never reach end of file.
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("pu-tmux-\(UUID().uuidString)")
-            FileManager.default.createFile(atPath: file.path, contents: nil)
-            defer { try? FileManager.default.removeItem(at: file) }
-            p.standardOutput = args.first == "new-session" ? FileHandle.nullDevice : try FileHandle(forWritingTo: file)
-            p.standardError = FileHandle.nullDevice
-            p.standardInput = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            let text = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
-            return (p.terminationStatus, text)
+            let result = try runCommand(["/usr/bin/tmux"] + args, timeoutSecs: 10)
+            return (result.exitCode, result.output)
         }
         defer { _ = try? tmux(["kill-session", "-t", session]) }
         #expect(try tmux(["new-session", "-d", "-s", session, "-x", "140", "-y", "40",

@@ -56,27 +56,9 @@ public final class DnsmasqServer: @unchecked Sendable {
             "--user=\(user)", "--log-queries", "--log-facility=-",
         ]
         let logPath = directory.appendingPathComponent("log").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // The test runner's threads may block or ignore signals dnsmasq relies on
-        // (SIGHUP to re-read its hosts file): start it with none blocked, all default.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t(), all = sigset_t()
-        sigemptyset(&none)
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var argv = arguments.map { strdup($0) } + [nil]
-        defer { for arg in argv { free(arg) } }
-        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, &argv, environ)
-        guard rc == 0 else { throw TestError("posix_spawn dnsmasq: errno \(rc)") }
+        // spawn() starts it with no signal blocked: the test runner's threads may block
+        // SIGHUP, which dnsmasq needs to re-read its hosts file.
+        pid = try spawn(arguments, outputPath: logPath)
         let deadline = Date().addingTimeInterval(10)
         while !self.log.contains("read \(hostsPath)") {
             if !isRunning { return false }
