@@ -108,7 +108,7 @@ public indirect enum JSON: Equatable, Sendable {
     }
 
     /// A JSON string literal: `"` and `\` escaped, control characters as \n \r \t or \u00XX.
-    static func quote(_ s: String, into out: inout String) {
+    public static func quote(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {
             switch scalar {

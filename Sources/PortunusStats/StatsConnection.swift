@@ -1,5 +1,18 @@
 import Glibc
 
+/// The longest path a Unix socket address holds (`sun_path` less its NUL).
+let maxUnixPathBytes = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+
+/// `path` as a Unix socket address; nil when empty or too long.
+func unixSocketAddress(_ path: String) -> sockaddr_un? {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard !bytes.isEmpty, bytes.count <= maxUnixPathBytes else { return nil }
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+    return address
+}
+
 /// Why the stats socket could not be read, in words for the operator.
 public struct StatsClientError: Error, CustomStringConvertible {
     public let description: String
@@ -13,13 +26,9 @@ public final class StatsConnection {
     static let maxLineBytes = 16 << 20
 
     public init(path: String) throws(StatsClientError) {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard !bytes.isEmpty, bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw StatsClientError(description: "\(path): not a usable socket path (empty or longer than \(MemoryLayout.size(ofValue: address.sun_path) - 1) bytes)")
+        guard var address = unixSocketAddress(path) else {
+            throw StatsClientError(description: "\(path): not a usable socket path (empty or longer than \(maxUnixPathBytes) bytes)")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw StatsClientError(description: "socket: \(String(cString: strerror(errno)))") }
         let rc = withUnsafePointer(to: &address) {

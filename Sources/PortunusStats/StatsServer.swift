@@ -86,13 +86,9 @@ public final class StatsServer: @unchecked Sendable {
     /// The parent directory made if missing (0750), a stale socket replaced, a live one
     /// (another daemon's) left alone, then bind, listen and chmod 0660.
     static func bind(_ path: String) throws(SetupError) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        guard !pathBytes.isEmpty, pathBytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw SetupError(reason: "the path is empty or longer than \(MemoryLayout.size(ofValue: address.sun_path) - 1) bytes")
+        guard var address = unixSocketAddress(path) else {
+            throw SetupError(reason: "the path is empty or longer than \(maxUnixPathBytes) bytes")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
         try makeParent(of: path)
         var info = stat()
         if lstat(path, &info) == 0 {

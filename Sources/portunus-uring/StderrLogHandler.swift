@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import PortunusConfig
+import PortunusStats
 
 /// How log lines look on stderr.
 enum LogStyle: String {
@@ -153,22 +154,6 @@ struct StderrLogHandler: LogHandler {
             + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(now.tv_nsec / 1000, 6))Z"
     }
 
-    /// A JSON string literal.
-    static func quote(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
-    }
+    /// A JSON string literal (the stats socket's escaping).
+    static func quote(_ s: String, into out: inout String) { JSON.quote(s, into: &out) }
 }

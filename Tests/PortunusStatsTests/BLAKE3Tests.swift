@@ -1,25 +1,16 @@
 import Foundation
 import Testing
 @testable import PortunusStats
+import TestSupport
 
 /// Our BLAKE3 against the `b3sum` Debian package (the reference Rust implementation),
 /// on inputs that cross every boundary the tree mode has: within a block, at 64-byte
 /// blocks, at 1,024-byte chunks, and at subtree merges (2, 3, 4, 5, 8 chunks and more).
 @Suite struct BLAKE3Tests {
     static func b3sum(_ input: [UInt8], length: Int) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/b3sum")
-        process.arguments = ["--no-names", "--length", "\(length)", "-"]
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input))
-        try stdin.fileHandleForWriting.close()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        return String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try runFiltering(["/usr/bin/b3sum", "--no-names", "--length", "\(length)", "-"], input: input)
+        #expect(result.exitCode == 0)
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }

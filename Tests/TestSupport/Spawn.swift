@@ -52,3 +52,36 @@ public func runCommand(_ arguments: [String], timeoutSecs: Double = 10) throws -
     // WIFEXITED / WEXITSTATUS are macros: exit code in bits 8-15 when the low 7 are 0.
     return (status & 0x7F == 0 ? (status >> 8) & 0xFF : -1, output)
 }
+
+/// Runs `program` with `input` on its standard input: its exit status and standard
+/// output (the independent oracles: python3's json, b3sum). Pipes are safe here, as
+/// these programs fork nothing that outlives them.
+public func runFiltering(_ program: [String], input: [UInt8]) throws -> (exitCode: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: program[0])
+    process.arguments = Array(program.dropFirst())
+    let stdin = Pipe(), stdout = Pipe()
+    process.standardInput = stdin
+    process.standardOutput = stdout
+    try process.run()
+    // Written from another thread: a large input would otherwise fill the pipe while
+    // the program waits for us to read its output.
+    let writer = Thread {
+        stdin.fileHandleForWriting.write(Data(input))
+        try? stdin.fileHandleForWriting.close()
+    }
+    writer.start()
+    let output = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, output)
+}
+
+/// `json.dumps(json.load(stdin), indent=2, sort_keys=True)` by Python: serde_json's
+/// pretty layout, which `portunus stats --once` prints.
+public func pythonPrettySortedJSON(_ text: String) throws -> String {
+    let result = try runFiltering(["/usr/bin/python3", "-c",
+                                   "import json,sys; sys.stdout.write(json.dumps(json.load(sys.stdin), indent=2, sort_keys=True, ensure_ascii=False))"],
+                                  input: Array(text.utf8))
+    guard result.exitCode == 0 else { throw TestError("python3 could not read the JSON: exit \(result.exitCode)") }
+    return result.output
+}
