@@ -93,13 +93,19 @@ public final class StatsServer: @unchecked Sendable {
         var info = stat()
         if lstat(path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFSOCK else { throw SetupError(reason: "\(path) exists and is not a socket") }
-            // A socket someone answers on belongs to a running daemon: never take it over.
+            // Only a refused connect proves a socket stale; one someone answers on (or
+            // that we may not even try) belongs to another daemon: never take it over.
             let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
-            let live = probe >= 0 && withUnsafePointer(to: &address) {
+            guard probe >= 0 else { throw SetupError(reason: "socket: errno \(errno)") }
+            let rc = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            } == 0
-            if probe >= 0 { close(probe) }
-            guard !live else { throw SetupError(reason: "another process serves \(path)") }
+            }
+            let why = errno
+            close(probe)
+            guard rc != 0 else { throw SetupError(reason: "another process serves \(path)") }
+            guard why == ECONNREFUSED || why == ENOENT else {
+                throw SetupError(reason: "\(path) exists and cannot be probed (\(String(cString: strerror(why)))); not replaced")
+            }
             unlink(path)
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
