@@ -3,8 +3,10 @@
 /// with an optional bare default (`portunus=debug,info`, `warn,portunus::rule=debug`).
 /// A target matches itself and everything below it (`portunus` covers
 /// `portunus::rule`); the longest matching target decides, else the bare default. As
-/// in tracing, a filter of directives only logs nothing else, and an empty one logs
-/// errors. `off` silences a target; a bare target (`portunus`) logs all of it.
+/// in tracing, a filter of directives only logs nothing else, and an empty one (or
+/// only commas) logs errors. `off` silences a target; a bare target (`portunus`)
+/// logs all of it. Unlike EnvFilter, a target matches at `::` boundaries only
+/// (`portunus::rule` does not cover `portunus::ruler`), and levels are names, not numbers.
 public struct LogFilter: Sendable, Equatable, CustomStringConvertible {
     public struct Directive: Sendable, Equatable {
         public let target: String
@@ -30,16 +32,16 @@ public struct LogFilter: Sendable, Equatable, CustomStringConvertible {
     public init?(_ text: String) {
         var defaultLevel: LogLevel?? = nil
         var directives: [Directive] = []
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces() }
-        guard !parts.isEmpty else { return nil }
+        // Empty directives are skipped and a later bare level replaces an earlier one,
+        // as EnvFilter does.
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpaces() }.filter { !$0.isEmpty }
         for part in parts {
-            guard !part.isEmpty, !part.contains("["), !part.contains("{") else { return nil }
+            guard !part.contains("["), !part.contains("{") else { return nil }
             if let eq = part.firstIndex(of: "=") {
                 let target = String(part[..<eq]).trimmingSpaces(), value = String(part[part.index(after: eq)...]).trimmingSpaces()
                 guard Self.isTarget(target), let level = Self.level(value) else { return nil }
                 directives.append(Directive(target: target, level: level))
             } else if let level = Self.level(part) {
-                guard defaultLevel == nil else { return nil }
                 defaultLevel = .some(level)
             } else if Self.isTarget(part) {
                 // A bare target enables everything it logs (tracing's meaning).

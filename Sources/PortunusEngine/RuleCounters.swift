@@ -37,6 +37,9 @@ public struct RuleCounters: Sendable, Equatable {
     public var wouldblock: UInt64 = 0
     public var flowsDroppedOverflow: UInt64 = 0
     public var flowsPendingDrops: UInt64 = 0
+    /// Datagrams a send refused for another reason (a local address gone, no route):
+    /// dropped, the flow kept (Portunus's `err.send_dropped`).
+    public var sendDropped: UInt64 = 0
     public init() {}
 }
 
@@ -44,7 +47,7 @@ public struct RuleCounters: Sendable, Equatable {
 enum CounterField: Int, CaseIterable {
     case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures, splicedHalves
     case pipesDiscarded, spilledSends, idleClosed, dnsFailures, targetFailovers
-    case datagramsIn, datagramsOut, flowsActive, icmpEvict, emsgsize, wouldblock, flowsDroppedOverflow, flowsPendingDrops
+    case datagramsIn, datagramsOut, flowsActive, icmpEvict, emsgsize, wouldblock, flowsDroppedOverflow, flowsPendingDrops, sendDropped
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
@@ -113,5 +116,6 @@ enum CounterField: Int, CaseIterable {
         totals.wouldblock &+= load(.wouldblock, rule: rule)
         totals.flowsDroppedOverflow &+= load(.flowsDroppedOverflow, rule: rule)
         totals.flowsPendingDrops &+= load(.flowsPendingDrops, rule: rule)
+        totals.sendDropped &+= load(.sendDropped, rule: rule)
     }
 }

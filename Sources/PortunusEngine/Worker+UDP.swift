@@ -266,10 +266,14 @@ extension Worker {
         switch -result {
         case EMSGSIZE: counters.add(.emsgsize, rule: rule, 1)
         case EAGAIN: counters.add(.wouldblock, rule: rule, 1)
+        case ECANCELED:
+            break   // the flow is being torn down
         default:
             if direction == .up && Self.isICMPError(result) && !flows!.flows[f].closing {
                 counters.add(.icmpEvict, rule: rule, 1)
                 evict(flow)
+            } else {
+                counters.add(.sendDropped, rule: rule, 1)
             }
         }
     }

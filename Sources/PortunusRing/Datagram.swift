@@ -13,7 +13,9 @@ public final class DatagramLayout {
     public init() {
         header = .allocate(capacity: 1)
         header.initialize(to: msghdr())
-        header.pointee.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        // Room for a sockaddr_in6 (28 bytes), rounded up to 32 so the control messages
+        // that follow (after the 16-byte io_uring_recvmsg_out) start 8-byte aligned.
+        header.pointee.msg_namelen = socklen_t((MemoryLayout<sockaddr_in6>.size + 7) & ~7)
         header.pointee.msg_controllen = Int(PU_PKTINFO_CONTROL_ROOM)
     }
 

@@ -58,6 +58,8 @@ public final class Dashboard {
         let saved = enterRawMode()
         defer { leaveRawMode(saved) }
         size = Terminal.size(STDOUT_FILENO) ?? size
+        // The first snapshot may have come in with the hello.
+        while let line = connection.takeLine() { readSnapshot(try StatsConnection.parse(line, what: "snapshot")) }
         draw()
         var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: connection.fileDescriptor, events: Int16(POLLIN), revents: 0)]
@@ -185,11 +187,9 @@ public final class Dashboard {
         case .detail: lines += detail()
         case .errors: lines += errorTable()
         }
-        var frame = "\u{1B}[H"
-        for line in lines.prefix(size.rows) {
-            frame += Self.fit(line, size.columns) + "\u{1B}[K\r\n"
-        }
-        frame += "\u{1B}[J"
+        // No newline after the last row: on the bottom row it would scroll the title away.
+        let shown = lines.prefix(size.rows).map { Self.fit($0, size.columns) + "\u{1B}[K" }
+        let frame = "\u{1B}[H" + shown.joined(separator: "\r\n") + "\u{1B}[J"
         Self.write(frame)
     }
 
@@ -300,14 +300,16 @@ public final class Dashboard {
     }
 
     static func bytes(_ value: Double) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var v = value, unit = 0
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        // A hostile or broken socket cannot make Int() trap.
+        var v = min(max(value, 0), 1e18), unit = 0
         while v >= 1024 && unit < units.count - 1 { v /= 1024; unit += 1 }
         return unit == 0 ? "\(Int(v)) B" : "\(Int(v * 10) / 10).\(Int(v * 10) % 10) \(units[unit])"
     }
 
     static func count(_ value: Double) -> String {
-        value >= 10_000 ? "\(Int(value / 1000))k" : "\(Int(value))"
+        let v = min(max(value, 0), 1e15)
+        return v >= 10_000 ? "\(Int(v / 1000))k" : "\(Int(v))"
     }
 
     static func duration(_ ms: UInt64) -> String {

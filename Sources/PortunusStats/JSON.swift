@@ -270,7 +270,8 @@ extension JSON {
         }
 
         mutating func hex4() throws(JSONParseError) -> UInt32 {
-            guard at + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[at..<at + 4], as: UTF8.self), radix: 16) else { throw error("invalid \\u escape") }
+            guard at + 4 <= bytes.count, bytes[at..<at + 4].allSatisfy({ UInt8(ascii: "0")...UInt8(ascii: "9") ~= $0 || UInt8(ascii: "a")...UInt8(ascii: "f") ~= ($0 | 0x20) }),
+                  let code = UInt32(String(decoding: bytes[at..<at + 4], as: UTF8.self), radix: 16) else { throw error("invalid \\u escape") }
             at += 4
             return code
         }

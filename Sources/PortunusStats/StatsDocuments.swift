@@ -24,8 +24,10 @@ public final class StatsDocuments: Sendable {
     /// from the stats thread and must only read (the engine's are relaxed atomic loads).
     public init(configuration: Configuration, counters: @escaping @Sendable () -> [RuleCounters]) {
         ruleIDs = configuration.rules.map { String(BLAKE3.ruleID($0.name)) }
-        refreshMs = UInt64(configuration.stats.refresh.components.seconds) * 1000
-            + UInt64(configuration.stats.refresh.components.attoseconds / 1_000_000_000_000_000)
+        // Validated to 250...5000 when [stats] is enabled; a disabled section keeps what
+        // the file said, and --stats-socket may serve it anyway: held to the same range.
+        let (seconds, attoseconds) = configuration.stats.refresh.components
+        refreshMs = UInt64(min(max(seconds * 1000 + attoseconds / 1_000_000_000_000_000, 250), 5000))
         startedAtMs = Self.wallClockMs()
         startedMonotonicMs = Self.monotonicMs()
         self.counters = counters
@@ -86,10 +88,10 @@ public final class StatsDocuments: Sendable {
                     // Portunus's hand-off queue to its flow task; flows are made in place here.
                     ("addflow_dropped", .int(0)),
                     ("flows_pending_drops", .int(c.flowsPendingDrops)),
-                    // No bandwidth limits in either program's schema today.
+                    // No bandwidth limits in this program's schema.
                     ("bandwidth_dropped_in", .int(0)),
                     ("bandwidth_dropped_out", .int(0)),
-                    ("send_dropped", .int(0)),
+                    ("send_dropped", .int(c.sendDropped)),
                     ("dns_failures", .int(c.dnsFailures)),
                     ("flows_dropped_overflow", .int(c.flowsDroppedOverflow)),
                 ])),

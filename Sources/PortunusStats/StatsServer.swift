@@ -15,8 +15,9 @@ public final class StatsServer: @unchecked Sendable {
     public static let maxClients = 16
     public static let writeTimeoutMs: UInt64 = 5000
     static let clientBufferBytes: Int32 = 64 << 10
-    /// POLLRDHUP (Linux; Glibc hides it without _GNU_SOURCE): the client closed its end.
-    private static let peerClosed = Int16(0x2000)
+    /// After accept fails for want of descriptors, the listener is left alone this long
+    /// (the pending connection keeps it readable: polling it would spin).
+    static let acceptBackoffMs: UInt64 = 100
 
     private struct Client {
         let fd: Int32
@@ -35,6 +36,9 @@ public final class StatsServer: @unchecked Sendable {
     private let wakeWriteFD: Int32
     private var clients: [Client] = []
     private var thread: pthread_t?
+    private var acceptPausedUntilMs: UInt64 = 0
+    /// The socket file we bound (device, inode): removed at exit only if it is still ours.
+    private var boundFile: (dev_t, ino_t)?
 
     private init(path: String, documents: StatsDocuments, logger: Logger, listenFD: Int32, wakeFD: Int32, wakeWriteFD: Int32) {
         self.path = path
@@ -65,6 +69,8 @@ public final class StatsServer: @unchecked Sendable {
         }
         for fd in wake { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let server = StatsServer(path: path, documents: documents, logger: logger, listenFD: listenFD, wakeFD: wake[0], wakeWriteFD: wake[1])
+        var info = stat()
+        if lstat(path, &info) == 0 { server.boundFile = (info.st_dev, info.st_ino) }
         server.thread = spawnThread { server.serve() }
         logger.info("stats socket listening", metadata: ["event": "stats_socket_listening", "path": "\(path)"])
         return server
@@ -146,7 +152,7 @@ public final class StatsServer: @unchecked Sendable {
         var fds: [pollfd] = []
         while true {
             let now = StatsDocuments.monotonicMs()
-            var waitMs: Int32 = -1
+            var waitMs: Int32 = acceptPausedUntilMs > now ? Int32(clamping: acceptPausedUntilMs - now) : -1
             for client in clients {
                 var due = client.nextDueMs
                 if !client.pending.isEmpty { due = min(due, client.pendingSinceMs + Self.writeTimeoutMs) }
@@ -155,9 +161,12 @@ public final class StatsServer: @unchecked Sendable {
             }
             fds.removeAll(keepingCapacity: true)
             fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0))
+            // A negative fd is skipped by poll: the listener while accepting is paused.
+            fds.append(pollfd(fd: acceptPausedUntilMs > now ? -1 : listenFD, events: Int16(POLLIN), revents: 0))
             for client in clients {
-                fds.append(pollfd(fd: client.fd, events: Int16(client.pending.isEmpty ? 0 : POLLOUT) | Self.peerClosed, revents: 0))
+                // POLLHUP and POLLERR come unasked: a client that only shut its writing
+                // side (nc -N, socat) still reads, and stays.
+                fds.append(pollfd(fd: client.fd, events: Int16(client.pending.isEmpty ? 0 : POLLOUT), revents: 0))
             }
             if poll(&fds, nfds_t(fds.count), waitMs) < 0 && errno != EINTR { break }
             if fds[0].revents != 0 { break }
@@ -165,7 +174,7 @@ public final class StatsServer: @unchecked Sendable {
             // Clients first (their pollfds follow the listener's in `clients` order), then new ones.
             var keep: [Client] = []
             for (i, var client) in clients.enumerated() {
-                if fds[i + 2].revents & (Int16(POLLHUP) | Int16(POLLERR) | Self.peerClosed) != 0 {
+                if fds[i + 2].revents & (Int16(POLLHUP) | Int16(POLLERR)) != 0 {
                     close(client.fd)
                     continue
                 }
@@ -191,7 +200,10 @@ public final class StatsServer: @unchecked Sendable {
         for client in clients { close(client.fd) }
         clients.removeAll()
         close(listenFD)
-        unlink(path)
+        // A daemon started since (after this one's socket was found stale or removed)
+        // may have put its own socket at the path: only ours is removed.
+        var info = stat()
+        if let (dev, ino) = boundFile, lstat(path, &info) == 0, info.st_dev == dev, info.st_ino == ino { unlink(path) }
     }
 
     private func acceptClients(now: UInt64) {
@@ -199,6 +211,9 @@ public final class StatsServer: @unchecked Sendable {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
+                    acceptPausedUntilMs = now + Self.acceptBackoffMs
+                }
                 return
             }
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)

@@ -101,6 +101,8 @@ final class StatsSocketReader {
         #expect(info.st_mode & 0o777 == 0o660, "socket mode \(String(info.st_mode & 0o777, radix: 8))")
 
         let reader = try StatsSocketReader(forwarder.statsSocketPath)
+        // Shut our writing side, as `nc -N` or socat do: the client still reads.
+        #expect(shutdown(reader.fd, Int32(SHUT_WR)) == 0)
         let hello = try reader.json()
         #expect(hello["v"]?.uint64Value == 1)
         #expect(hello["daemon_version"]?.stringValue?.isEmpty == false)
