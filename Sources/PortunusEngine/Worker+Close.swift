@@ -46,6 +46,11 @@ extension Worker {
         closeSocket(connection.client, reset: reset)
         closeSocket(connection.upstream, reset: reset)
         counters.add(.connectionsActive, rule: Int(connection.rule), 0 &- 1)
+        // Portunus's per-connection line, at debug: when debug is off (the default) this
+        // is one level comparison; neither message nor metadata is built.
+        logger.debug("connection closed", metadata: [
+            "event": "rule.conn_closed", "rule": "\(setup.plan.ruleNames[Int(connection.rule)])", "reset": .stringConvertible(reset),
+        ])
         slab.release(slot)
     }
 

@@ -176,6 +176,10 @@ extension Worker {
                 io.prepareDatagramRecv(fd: upstream, userData: flowUserData(flow, .udpFlowRecv))
                 flows!.flows[Int(flow)].inFlight += 1
                 counters.add(.flowsActive, rule: rule, 1)
+                logger.debug("UDP flow opened", metadata: [
+                    "event": "rule.udp_flow_opened", "rule": "\(setup.plan.ruleNames[rule])", "client": "\(client)",
+                    "target": "\(setup.plan.endpointLabels[endpoint])",
+                ])
                 return flow
             }
         }
@@ -319,6 +323,9 @@ extension Worker {
         if flows!.flows[f].closing && flows!.flows[f].inFlight == 0 {
             let rule = Int(flows!.flows[f].rule)
             io.close(flows!.flows[f].upstream)
+            logger.debug("UDP flow closed", metadata: [
+                "event": "rule.udp_flow_closed", "rule": "\(setup.plan.ruleNames[rule])", "client": "\(flows!.flows[f].client)",
+            ])
             flows!.remove(flow)
             setup.flowBudget.release(rule)
             counters.add(.flowsActive, rule: rule, 0 &- 1)

@@ -59,7 +59,8 @@ import Glibc
         }
         let events = Self.events(lines)
         for event in ["standalone.rlimit_nofile", "standalone.started", "rule.activated", "stats_socket_listening", "standalone.stats",
-                      "rule.target.dial_failed", "rule.conn_error", "rule.target.health_changed", "shutdown.signal", "standalone.stopped"] {
+                      "rule.target.dial_failed", "rule.conn_error", "rule.target.health_changed", "shutdown.signal", "standalone.stopped",
+                      "rule.conn_closed", "rule.udp_flow_opened"] {
             #expect(events.contains(event), "no \(event) in \(Set(events).sorted())")
         }
         // Portunus's reporter at start-up: one line per rule, its names, numbers as numbers.
@@ -74,6 +75,7 @@ import Glibc
         let health = try #require(lines.first { $0["fields"]?["event"]?.stringValue == "rule.target.health_changed" })
         #expect(health["level"]?.stringValue == "WARN" && health["target"]?.stringValue == "portunus::rule")
         #expect(health["fields"]?["rule"]?.stringValue == "web" && health["fields"]?["to"]?.stringValue == "failed")
+        #expect(events.filter { $0 == "rule.conn_closed" }.count == 3, "one per connection")
         let stopped = try #require(lines.first { $0["fields"]?["event"]?.stringValue == "standalone.stopped" && $0["fields"]?["rule"]?.stringValue == "dns" })
         #expect(stopped["fields"]?["datagrams_in"] == .number("1") && stopped["fields"]?["bytes_out"] == .number("3"))
         // An independent parser agrees that each line is JSON.
@@ -93,6 +95,7 @@ import Glibc
         #expect(events.contains("standalone.started"))
         #expect(!events.contains("stats_socket_listening"), "portunus::stats is at warn")
         #expect(!events.contains("shutdown.signal"), "portunus::shutdown is at warn")
+        #expect(!events.contains("rule.conn_closed"), "no connection was made")
     }
 
     /// A `log_level` Portunus would run with a warning: `--check` says so and passes,
