@@ -348,76 +348,63 @@ def workload_table(run, w):
     return lines
 
 
-def flood_table(run, w):
+def udp_table(run, w):
+    """A UDP workload's table: ping-pong (round trips, RTT percentiles) or flood
+    (datagrams forwarded, sent, lost and read by the sink), the ratio, CPU and flow
+    columns shared."""
     title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
     ref_name = UDP_REFERENCE
-    cols = [unit, f"vs {ref_name}", f"vs {DIRECT}", "range", "sent/s", "lost in forwarder",
-            "read by sink/s", f"read vs {ref_name}", cpu_unit, f"CPU vs {ref_name}", "flows",
-            "ok/runs"]
+    flood = is_flood(w)
+    middle_cols = (["sent/s", "lost in forwarder", "read by sink/s", f"read vs {ref_name}"] if flood
+                   else ["p50 µs RTT", "p99 µs RTT"])
+    cols = ([unit, f"vs {ref_name}", f"vs {DIRECT}", "range"] + middle_cols
+            + [cpu_unit, f"CPU vs {ref_name}", "flows", "ok/runs"])
     ref = run.median(w, ref_name, key)
     ref_read = run.median(w, ref_name, "recv_dps")
     ref_cpu = run.median(w, ref_name, cpu_key)
     direct = run.median(w, DIRECT, key)
 
-    def cells_of(subject, ok):
-        value = median_of(ok, key)
-        cpu = median_of(ok, cpu_key)
-        read = median_of(ok, "recv_dps")
-        return [fmt(value), fmt_ratio(ratio(value, ref)), fmt_ratio(ratio(value, direct)),
-                fmt_pct(spread_of(ok, key)), fmt(median_of(ok, "sent_dps")),
-                fmt_pct(median_of(ok, "lost")), fmt(read), fmt_ratio(ratio(read, ref_read)),
-                fmt(cpu, 2), fmt_ratio(ratio(cpu, ref_cpu)), fmt_int(median_of(ok, "flows"))]
-
-    lines, na_notes = subject_rows(run, w, title, cols, cells_of)
-    lines += ["", "Open loop (`sockperf tp`): each client sends datagrams as fast as it can for the"
-              " whole run, never waiting for an answer, through the forwarder to a sockperf server"
-              " started fresh for the sample (the sink). datagrams/s forwarded = (datagrams the"
-              " sink read + those its socket dropped because the sink, sharing the 2 cores, fell"
-              " behind) / the clients' run time: everything the forwarder delivered. `lost in"
-              " forwarder` = 1 − forwarded / sent (its listen socket overflowed, or it dropped"
-              " them); for direct, the sender writes to the sink itself. CPU µs/datagram ="
-              " forwarder CPU over the sample / datagrams forwarded. Every process shares the 2"
-              " cores, so a forwarder that spends less per datagram leaves more to the clients"
-              " and the sink.", ""]
-    if na_notes:
-        lines += ["n/a: " + "; ".join(na_notes) + ".", ""]
-    return lines
-
-
-def udp_table(run, w):
-    if is_flood(w):
-        return flood_table(run, w)
-    title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
-    ref_name = UDP_REFERENCE
-    cols = [unit, f"vs {ref_name}", f"vs {DIRECT}", "range", "p50 µs RTT", "p99 µs RTT",
-            cpu_unit, f"CPU vs {ref_name}", "flows", "ok/runs"]
-    ref = run.median(w, ref_name, key)
-    ref_cpu = run.median(w, ref_name, cpu_key)
-    direct = run.median(w, DIRECT, key)
+    def middle_cells(ok):
+        if flood:
+            read = median_of(ok, "recv_dps")
+            return [fmt(median_of(ok, "sent_dps")), fmt_pct(median_of(ok, "lost")), fmt(read),
+                    fmt_ratio(ratio(read, ref_read))]
+        return [fmt(median_of(ok, "p50_us"), 1), fmt(median_of(ok, "p99_us"), 1)]
 
     def cells_of(subject, ok):
         value = median_of(ok, key)
         cpu = median_of(ok, cpu_key)
-        return [fmt(value), fmt_ratio(ratio(value, ref)), fmt_ratio(ratio(value, direct)),
-                fmt_pct(spread_of(ok, key)), fmt(median_of(ok, "p50_us"), 1),
-                fmt(median_of(ok, "p99_us"), 1), fmt(cpu, 2), fmt_ratio(ratio(cpu, ref_cpu)),
-                fmt_int(median_of(ok, "flows"))]
+        return ([fmt(value), fmt_ratio(ratio(value, ref)), fmt_ratio(ratio(value, direct)),
+                 fmt_pct(spread_of(ok, key))] + middle_cells(ok)
+                + [fmt(cpu, 2), fmt_ratio(ratio(cpu, ref_cpu)), fmt_int(median_of(ok, "flows"))])
 
     lines, na_notes = subject_rows(run, w, title, cols, cells_of)
-    many = w.endswith("-flows")
-    lines += ["", "sockperf ping-pong (`sockperf pp --full-rtt`): each flow is one client socket"
-              " sending a datagram and waiting for the sockperf server's reply before the next one"
-              " (one datagram in flight per flow), so a round trip is two datagrams through the"
-              " forwarder, one each way. round trips/s = replies in sockperf's valid duration"
-              " (after its warm-up) / that duration"
-              + (", summed over the flows, which run at once" if many else "")
-              + ". RTT is the full round trip (`--full-rtt`; without it sockperf prints half of it);"
-              + (" p50 is the median flow's p50, p99 the worst flow's p99." if many else
-                 " p50 and p99 are sockperf's percentiles.")
-              + " CPU µs/round trip = forwarder CPU over the whole run / every reply received,"
-              " warm-up included (the CPU window covers it); per datagram it is half of that."
-              " sockperf never resends, so a lost datagram stalls its flow: a sample where a flow"
-              " stood waiting for more than 10% of its run is counted as failed.", ""]
+    if flood:
+        lines += ["", "Open loop (`sockperf tp`): each client sends datagrams as fast as it can for the"
+                  " whole run, never waiting for an answer, through the forwarder to a sockperf server"
+                  " started fresh for the sample (the sink). datagrams/s forwarded = (datagrams the"
+                  " sink read + those its socket dropped because the sink, sharing the 2 cores, fell"
+                  " behind) / the clients' run time: everything the forwarder delivered. `lost in"
+                  " forwarder` = 1 − forwarded / sent (its listen socket overflowed, or it dropped"
+                  " them); for direct, the sender writes to the sink itself. CPU µs/datagram ="
+                  " forwarder CPU over the sample / datagrams forwarded. Every process shares the 2"
+                  " cores, so a forwarder that spends less per datagram leaves more to the clients"
+                  " and the sink.", ""]
+    else:
+        many = w.endswith("-flows")
+        lines += ["", "sockperf ping-pong (`sockperf pp --full-rtt`): each flow is one client socket"
+                  " sending a datagram and waiting for the sockperf server's reply before the next one"
+                  " (one datagram in flight per flow), so a round trip is two datagrams through the"
+                  " forwarder, one each way. round trips/s = replies in sockperf's valid duration"
+                  " (after its warm-up) / that duration"
+                  + (", summed over the flows, which run at once" if many else "")
+                  + ". RTT is the full round trip (`--full-rtt`; without it sockperf prints half of it);"
+                  + (" p50 is the median flow's p50, p99 the worst flow's p99." if many else
+                     " p50 and p99 are sockperf's percentiles.")
+                  + " CPU µs/round trip = forwarder CPU over the whole run / every reply received,"
+                  " warm-up included (the CPU window covers it); per datagram it is half of that."
+                  " sockperf never resends, so a lost datagram stalls its flow: a sample where a flow"
+                  " stood waiting for more than 10% of its run is counted as failed.", ""]
     if na_notes:
         lines += ["n/a: " + "; ".join(na_notes) + ".", ""]
     return lines
