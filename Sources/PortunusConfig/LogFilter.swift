@@ -6,7 +6,8 @@
 /// in tracing, a filter of directives only logs nothing else, and an empty one (or
 /// only commas) logs errors. `off` silences a target; a bare target (`portunus`)
 /// logs all of it. Unlike EnvFilter, a target matches at `::` boundaries only
-/// (`portunus::rule` does not cover `portunus::ruler`), and levels are names, not numbers.
+/// (`portunus::rule` does not cover `portunus::ruler`), levels are names, not numbers,
+/// and `warning` is read as `warn` rather than as a target of that name.
 public struct LogFilter: Sendable, Equatable, CustomStringConvertible {
     public struct Directive: Sendable, Equatable {
         public let target: String

@@ -78,7 +78,7 @@ final class UDPFlowTable {
 
     /// Records a new flow (its rule's budget already reserved); nil when the table is
     /// full. The caller makes its upstream socket.
-    func insert(listener: Int32, client: SocketAddress, rule: Int32, nowMs: Int64) -> Int32? {
+    func insert(listener: Int32, client: SocketAddress, local: SocketAddress? = nil, rule: Int32, nowMs: Int64) -> Int32? {
         let index: Int
         if freeHead >= 0 {
             index = Int(freeHead)
@@ -91,7 +91,7 @@ final class UDPFlowTable {
         }
         let head = bucket(listener, client)
         let generation = flows[index].generation
-        flows[index] = Flow(client: client, listener: listener, rule: rule, upstream: -1, lastActiveMs: nowMs,
+        flows[index] = Flow(client: client, local: local, listener: listener, rule: rule, upstream: -1, lastActiveMs: nowMs,
                             generation: generation, nextInBucket: buckets[head], inUse: true)
         buckets[head] = Int32(index + 1)
         count += 1

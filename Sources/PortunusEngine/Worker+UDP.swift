@@ -90,13 +90,12 @@ extension Worker {
             }
             flow = existing
         } else {
-            guard let made = openFlow(socket: socket, listener: planListener, rule: rule, client: client) else {
+            // Replies leave from the address this first datagram was sent to.
+            guard let made = openFlow(socket: socket, listener: planListener, rule: rule, client: client, local: datagram.destination) else {
                 recycleDatagram(bid)
                 return
             }
             flow = made
-            // Replies leave from the address this first datagram was sent to.
-            flows!.flows[Int(flow)].local = datagram.destination
         }
         flows!.flows[Int(flow)].lastActiveMs = nowMs
         send(bid, of: flow, .up, offset: datagram.payloadOffset, length: datagram.payloadLength)
@@ -134,7 +133,7 @@ extension Worker {
     /// A new client: within its rule's `udp_max_flows`, with the first target (Healthy
     /// before Failed, priority order) whose address is known and whose socket opens.
     /// nil: the datagram is dropped (and counted).
-    private func openFlow(socket: Int, listener: Int, rule: Int, client: SocketAddress) -> Int32? {
+    private func openFlow(socket: Int, listener: Int, rule: Int, client: SocketAddress, local: SocketAddress?) -> Int32? {
         guard setup.flowBudget.reserve(rule) else {
             counters.add(.flowsDroppedOverflow, rule: rule, 1)
             return nil
@@ -165,7 +164,7 @@ extension Worker {
                     }
                     continue
                 }
-                guard let flow = flows!.insert(listener: Int32(socket), client: client, rule: Int32(rule), nowMs: nowMs) else {
+                guard let flow = flows!.insert(listener: Int32(socket), client: client, local: local, rule: Int32(rule), nowMs: nowMs) else {
                     io.close(upstream)
                     setup.flowBudget.release(rule)
                     counters.add(.flowsDroppedOverflow, rule: rule, 1)

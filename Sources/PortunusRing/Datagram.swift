@@ -93,11 +93,11 @@ extension ProvidedBufferRing {
         case AF_INET:
             return SocketAddress(family: .ipv4, addressWords: words, port: 0)
         case AF_INET6:
-            let first = UInt16(bigEndian: UInt16(truncatingIfNeeded: words.0))
-            // A multicast destination is no source for a reply: routing picks one.
-            if first & 0xFF00 == 0xFF00 { return nil }
+            let (b0, b1) = withUnsafeBytes(of: words) { ($0[0], $0[1]) }
+            // A multicast destination (ff00::/8) is no source for a reply: routing picks one.
+            if b0 == 0xFF { return nil }
             // Link-local (fe80::/10) means something only on its interface.
-            let linkLocal = first & 0xFFC0 == 0xFE80
+            let linkLocal = b0 == 0xFE && b1 & 0xC0 == 0x80
             return SocketAddress(family: .ipv6, addressWords: words, port: 0, scopeID: linkLocal ? interface : 0)
         default:
             return nil

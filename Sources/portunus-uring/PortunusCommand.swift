@@ -133,8 +133,8 @@ struct PortunusCommand: ParsableCommand {
         }
         // The stats socket before the "started" line: started means everything is up.
         let stats = startStats(configuration, engine, logger)
-        logStartup(configuration, engine.settings, logger)
         let ids = configuration.rules.map { BLAKE3.ruleID($0.name) }
+        logStartup(configuration, ids, engine.settings, logger)
         // Portunus's reporter: once at start-up, then every 60 s, keeping its rhythm
         // whatever signals arrive in between.
         reportStats(engine, ids, logger)
@@ -195,7 +195,7 @@ struct PortunusCommand: ParsableCommand {
             + rules.map { "- \($0.name) (\(BLAKE3.ruleID($0.name))): \($0.code)\n" }.joined()
     }
 
-    private func logStartup(_ configuration: Configuration, _ settings: EngineSettings, _ logger: Logger) {
+    private func logStartup(_ configuration: Configuration, _ ids: [UInt64], _ settings: EngineSettings, _ logger: Logger) {
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
             let metadata: Logger.Metadata = [
@@ -213,7 +213,7 @@ struct PortunusCommand: ParsableCommand {
             "relay": "\(settings.relay.rawValue)", "rules": .stringConvertible(configuration.rules.count),
             "version": "\(PortunusVersion.string)",
         ])
-        for rule in configuration.rules {
+        for (rule, id) in zip(configuration.rules, ids) {
             let listen = rule.listenPorts.count == 1 ? "\(rule.listenPorts.lower)" : "\(rule.listenPorts.lower)-\(rule.listenPorts.upper)"
             let targets = rule.targets.map { target in
                 let ports = target.ports.count == 1 ? "\(target.ports.lower)" : "\(target.ports.lower)-\(target.ports.upper)"
@@ -221,7 +221,7 @@ struct PortunusCommand: ParsableCommand {
                 return "\(target.host):\(ports)\(proxy)"
             }
             logger.info("rule", metadata: [
-                "event": "rule.activated", "rule": "\(rule.name)", "rule_id": .stringConvertible(BLAKE3.ruleID(rule.name)),
+                "event": "rule.activated", "rule": "\(rule.name)", "rule_id": .stringConvertible(id),
                 "protocol": "\(rule.proto.rawValue)", "listen": "\(listen)", "targets": "\(targets.joined(separator: ","))",
             ])
         }
