@@ -37,6 +37,10 @@ public struct EngineSettings: Sendable {
     /// Provided buffers per worker (power of two) and their size, for ``RelayMode/buffers``.
     public var bufferCount: Int
     public var bufferSize: Int
+    /// Provided buffers kept in the kernel's ring at least (the rest wait on a stack, the
+    /// most recently used on top; see ``ProvidedBufferRing``): a steady stream cycles
+    /// through this many, which stay in the cache, instead of through all `bufferCount`.
+    public var bufferStock = 8
     /// Pipe size for ``RelayMode/splice`` (F_SETPIPE_SZ).
     public var pipeSize: Int
     /// ``RelayMode/auto``: full-buffer recvs in a row after which a half moves to splice.

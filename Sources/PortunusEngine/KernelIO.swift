@@ -24,7 +24,8 @@ final class KernelIO: WorkerIO {
         } catch {
             logger("cannot cap io_uring worker threads; splices may use more threads", error)
         }
-        buffers = try ProvidedBufferRing(ring: ring, groupID: 1, count: settings.bufferCount, bufferSize: settings.bufferSize)
+        buffers = try ProvidedBufferRing(ring: ring, groupID: 1, count: settings.bufferCount, bufferSize: settings.bufferSize,
+                                         stock: settings.bufferStock)
         datagrams = settings.datagramBufferCount == 0 ? nil
             : try ProvidedBufferRing(ring: ring, groupID: 2, count: settings.datagramBufferCount, bufferSize: settings.datagramBufferSize)
         datagramHeaders = DatagramSendHeaders(count: settings.datagramBufferCount)

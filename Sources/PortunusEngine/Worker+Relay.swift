@@ -40,7 +40,9 @@ extension Worker {
         if let bid = c.bufferID { recycle(bid) }
         switch c.result {
         case 0: drive(slot, direction, .endOfStream)
-        case -ENOBUFS: drive(slot, direction, .noBuffer(ringHasFree: buffers.heldCount < buffers.count))
+        case -ENOBUFS:
+            buffers.ranDry()
+            drive(slot, direction, .noBuffer(ringHasFree: buffers.heldCount < buffers.count))
         default: drive(slot, direction, .failed(errno: -c.result))
         }
     }

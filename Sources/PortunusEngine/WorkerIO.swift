@@ -96,6 +96,8 @@ extension WorkerIO {
     var heldCount: Int { get }
     func take(_ bufferID: UInt16)
     func recycle(_ bufferID: UInt16)
+    /// A recv found no buffer in the kernel's ring (ENOBUFS).
+    func ranDry()
     /// Copies `length` bytes of buffer `bufferID` from `offset` into `bytes` at `destination`.
     func copy(_ bufferID: UInt16, offset: Int, length: Int, into bytes: PinnedBytes, at destination: Int)
 }

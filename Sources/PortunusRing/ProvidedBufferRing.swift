@@ -3,6 +3,16 @@ import CLiburing
 /// A provided buffer ring (IORING_REGISTER_PBUF_RING): `count` buffers of `bufferSize`
 /// bytes that the kernel hands to buffer-select recvs as data arrives.
 ///
+/// The kernel takes buffers from the ring's head and we can only give them back at its
+/// tail, so a ring stocked with every buffer walks recvs through all of them in turn:
+/// 512 × 64 KiB is 32 MiB per worker, far more than the caches, and all of it stays
+/// resident after one bulk transfer. A ring made with a `stock` keeps only that many
+/// buffers in the kernel's ring and the rest on a last-in-first-out stack, so the
+/// buffer given back most recently is the next one stocked: the few buffers a steady
+/// stream needs stay in the cache, and buffers deep in the stack are never touched. The
+/// stock doubles whenever a recv found the ring empty while buffers sat on the stack
+/// (``ranDry()``), and shrinks back slowly while it is not needed.
+///
 /// liburing 2.3 has no io_uring_setup_buf_ring (2.4), so the ring of entries is
 /// mmap'd here (page aligned, as the kernel requires) and registered by hand. The
 /// buffer memory is one anonymous mapping: pages are only backed once data lands,
@@ -22,15 +32,29 @@ public final class ProvidedBufferRing {
     private let held: UnsafeMutablePointer<Bool>
     /// Buffers handed out by the kernel and not yet recycled.
     public private(set) var heldCount = 0
+    /// Buffers neither in the kernel's ring nor held, the most recently given back on top.
+    private let spare: UnsafeMutablePointer<UInt16>
+    private var spareCount = 0
+    /// Buffers in the kernel's ring now (as far as completions have told us).
+    private var stocked = 0
+    /// How many buffers the kernel's ring is kept at, between `minimumStock` and `count`.
+    public private(set) var stockTarget: Int
+    private let minimumStock: Int
+    /// Hand-overs since the stock last grew; past `stockDecayPeriod` it shrinks by a quarter.
+    private var takesSinceDry = 0
+    private let stockDecayPeriod = 4096
 
     /// Buffer group id that recvs name.
     public let groupID: UInt16
     public let count: Int
     public let bufferSize: Int
 
-    /// `count` must be a power of two, at most 32768.
-    public init(ring: Ring, groupID: UInt16, count: Int, bufferSize: Int) throws(SystemError) {
+    /// `count` must be a power of two, at most 32768. `stock`: how many buffers the
+    /// kernel's ring starts with and never goes below (nil: all of them, always).
+    public init(ring: Ring, groupID: UInt16, count: Int, bufferSize: Int, stock: Int? = nil) throws(SystemError) {
         precondition(count > 0 && count & (count - 1) == 0 && count <= 32768, "buffer count must be a power of two <= 32768")
+        minimumStock = min(count, max(1, stock ?? count))
+        stockTarget = minimumStock
         self.ring = ring
         self.groupID = groupID
         self.count = count
@@ -51,6 +75,7 @@ public final class ProvidedBufferRing {
         memory = m
         held = .allocate(capacity: count)
         held.initialize(repeating: false, count: count)
+        spare = .allocate(capacity: count)
         bufRing = e.assumingMemoryBound(to: io_uring_buf_ring.self)
         io_uring_buf_ring_init(bufRing)
 
@@ -61,18 +86,22 @@ public final class ProvidedBufferRing {
         let rc = io_uring_register_buf_ring(ring.ring, &reg, 0)
         if rc < 0 {
             held.deallocate()
+            spare.deallocate()
             munmap(e, entriesBytes)
             munmap(m, memoryBytes)
             throw SystemError("io_uring_register_buf_ring", result: rc)
         }
-        for bid in 0..<count {
-            io_uring_buf_ring_add(bufRing, memory + bid * bufferSize, UInt32(bufferSize), UInt16(bid), mask, Int32(bid))
+        // Buffer 0 on top: the lowest addresses are the ones used.
+        for bid in stride(from: count - 1, through: 0, by: -1) {
+            spare[spareCount] = UInt16(bid)
+            spareCount += 1
         }
-        io_uring_buf_ring_advance(bufRing, Int32(count))
+        restock()
     }
 
     deinit {
         held.deallocate()
+        spare.deallocate()
         _ = io_uring_unregister_buf_ring(ring.ring, Int32(groupID))
         munmap(entries, entriesBytes)
         munmap(memory, memoryBytes)
@@ -85,6 +114,24 @@ public final class ProvidedBufferRing {
         precondition(Int(bufferID) < count && !held[Int(bufferID)], "the kernel handed out buffer \(bufferID), which was never given back")
         held[Int(bufferID)] = true
         heldCount += 1
+        stocked -= 1
+        takesSinceDry += 1
+        if takesSinceDry >= stockDecayPeriod {
+            takesSinceDry = 0
+            stockTarget = max(minimumStock, stockTarget - stockTarget / 4)
+        }
+        restock()
+    }
+
+    /// A recv found the kernel's ring empty (ENOBUFS). If buffers sat on the stack the
+    /// stock was too small for how many recvs complete at once: it doubles, and the ring
+    /// is filled up to it now.
+    @inline(__always)
+    public func ranDry() {
+        guard spareCount > 0 else { return }
+        stockTarget = min(count, stockTarget * 2)
+        takesSinceDry = 0
+        restock()
     }
 
     /// Gives buffer `bufferID` back to the kernel once its bytes have been sent. Only a
@@ -94,8 +141,24 @@ public final class ProvidedBufferRing {
         precondition(Int(bufferID) < count && held[Int(bufferID)], "buffer \(bufferID) given back while not held")
         held[Int(bufferID)] = false
         heldCount -= 1
-        io_uring_buf_ring_add(bufRing, address(of: bufferID), UInt32(bufferSize), bufferID, mask, 0)
-        io_uring_buf_ring_advance(bufRing, 1)
+        spare[spareCount] = bufferID
+        spareCount += 1
+        restock()
+    }
+
+    /// Moves buffers from the top of the stack into the kernel's ring until it holds
+    /// `stockTarget`, and publishes them with one tail update.
+    @inline(__always)
+    private func restock() {
+        var added: Int32 = 0
+        while stocked < stockTarget && spareCount > 0 {
+            spareCount -= 1
+            let bid = spare[spareCount]
+            io_uring_buf_ring_add(bufRing, address(of: bid), UInt32(bufferSize), bid, mask, added)
+            added += 1
+            stocked += 1
+        }
+        if added > 0 { io_uring_buf_ring_advance(bufRing, added) }
     }
 
     @inline(__always)

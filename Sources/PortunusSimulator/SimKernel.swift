@@ -182,6 +182,9 @@ final class SimBuffers: RelayBuffers {
         memory.withUnsafeMutableBufferPointer { ($0.baseAddress! + start).update(repeating: 0xCC, count: bufferSize) }
     }
 
+    /// The simulated ring is always stocked with every buffer it does not hand out.
+    func ranDry() {}
+
     func copy(_ bufferID: UInt16, offset: Int, length: Int, into bytes: PinnedBytes, at destination: Int) {
         if !heldByWorker[Int(bufferID)] { world.fail("copy from buffer \(bufferID), which the worker does not hold") }
         let start = Int(bufferID) * bufferSize + offset
