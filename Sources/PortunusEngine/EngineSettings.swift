@@ -4,8 +4,8 @@ import PortunusRing
 /// How a connection's bytes are moved between its two sockets.
 public enum RelayMode: String, Sendable, CaseIterable {
     /// recv into a provided buffer ring, send from it: no kernel worker threads, and an
-    /// idle connection holds no buffer. The default: faster on short connections
-    /// (see README, "Choosing the relay path").
+    /// idle connection holds no buffer. As cheap as `auto` on short exchanges; on bulk
+    /// streams it copies every byte twice (README, "Relay paths").
     case buffers
     /// splice through a pipe: a half waits for readiness with a poll (holding no pipe
     /// and no io-wq thread), then takes a pipe from the worker's pool for as long as it
@@ -15,7 +15,8 @@ public enum RelayMode: String, Sendable, CaseIterable {
     /// Each half starts on the buffers path and moves to splice once it is streaming
     /// (``EngineSettings/spliceAfterFullBuffers`` recvs in a row filled a whole buffer),
     /// while the worker has pipes to spare: short exchanges keep the cheap path, bulk
-    /// transfers get splice's lower CPU per byte.
+    /// transfers get splice's lower CPU per byte. The default: measured against the
+    /// other two on every workload of the peer harness (README, "Relay paths").
     case auto
 }
 
@@ -64,7 +65,7 @@ public struct EngineSettings: Sendable {
 
     public init(
         workers: Int = ProcessSetup.onlineCPUs,
-        relay: RelayMode = .buffers,
+        relay: RelayMode = .auto,
         connectTimeoutMs: Int = 3000,
         preludeTimeoutMs: Int = 10_000,
         connectionsPerWorker: Int? = nil,

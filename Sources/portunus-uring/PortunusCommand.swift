@@ -30,8 +30,8 @@ struct PortunusCommand: ParsableCommand {
     @Option(help: "Worker threads, one io_uring each (default: online CPUs).")
     var workers: Int?
 
-    @Option(help: "Relay path: buffers (recv/send on a provided buffer ring), splice (pipes), or auto (buffers, then splice for streaming halves).")
-    var relay: String = RelayMode.buffers.rawValue
+    @Option(help: "Relay path: auto (buffers, then splice for streaming halves), buffers (recv/send on a provided buffer ring), or splice (pipes).")
+    var relay: String = RelayMode.auto.rawValue
 
     @Option(name: .customLong("dns-server"), help: ArgumentHelp(
         "A DNS server for DNS-named targets, instead of those of /etc/resolv.conf (repeatable, tried in order).",
