@@ -27,6 +27,7 @@ enum OperationKind: UInt8 {
     case udpSend = 32        // a datagram's send (slot = its buffer): .up to the upstream, .down to the client
     case udpCancel = 34      // cancel of a closing flow's upstream recv (slot = flow)
     case udpRetry = 36       // re-arm a UDP recv after the datagram buffers ran out (slot = listen socket)
+    case bufferTrim = 38     // give idle provided buffers' memory back (slot 0, direction unused)
 
     @inline(__always)
     static func decode(_ raw: UInt8) -> (OperationKind, Direction)? {

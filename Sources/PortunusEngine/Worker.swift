@@ -79,6 +79,11 @@ enum WorkerLayout {
     /// Provided buffers kept by sends waiting in the kernel for room; held under half the ring.
     var buffersHeldWaiting = 0
     let acceptRetryDelay = PinnedTimeout(milliseconds: 100)
+    /// A burst that touched more provided buffers than a steady load needs leaves their
+    /// pages resident: this long after it, they are given back (one timer, armed only
+    /// while there is memory to give back, so an idle worker sleeps).
+    let bufferTrimDelay = PinnedTimeout(milliseconds: 5000)
+    var bufferTrimArmed = false
     /// The idle sweep's period (nil: no rule has an idle timeout), and the coarse clock
     /// read once per batch of completions.
     let idleSweep: PinnedTimeout?
@@ -177,6 +182,10 @@ enum WorkerLayout {
         io.submitAndWait(1)
         nowMs = io.nowMs()
         io.reapCompletions { handle($0) }
+        if !bufferTrimArmed && !stopping && buffers.hasIdleMemory {
+            io.prepareTimeout(bufferTrimDelay, userData: UserData(slot: 0, generation: 0, kind: OperationKind.bufferTrim.rawValue))
+            bufferTrimArmed = true
+        }
     }
 
     /// Releases the listeners and pooled pipes. Every connection has ended, so every
@@ -215,6 +224,9 @@ enum WorkerLayout {
         case .drainTimer: onDrainExpired()
         case .stopAccept: break
         case .idleSweep: onIdleSweep()
+        case .bufferTrim:
+            bufferTrimArmed = false
+            buffers.releaseIdleMemory()
         case .nameAnswers: onNameAnswers()
         default:
             guard let slot = slab.resolve(completion.userData) else {

@@ -98,6 +98,10 @@ extension WorkerIO {
     func recycle(_ bufferID: UInt16)
     /// A recv found no buffer in the kernel's ring (ENOBUFS).
     func ranDry()
+    /// Buffers hold resident memory that neither the stock nor the buffers in use need.
+    var hasIdleMemory: Bool { get }
+    /// Gives that memory back to the kernel; returns how many buffers' worth.
+    @discardableResult func releaseIdleMemory() -> Int
     /// Copies `length` bytes of buffer `bufferID` from `offset` into `bytes` at `destination`.
     func copy(_ bufferID: UInt16, offset: Int, length: Int, into bytes: PinnedBytes, at destination: Int)
 }

@@ -11,7 +11,9 @@ import CLiburing
 /// buffer given back most recently is the next one stocked: the few buffers a steady
 /// stream needs stay in the cache, and buffers deep in the stack are never touched. The
 /// stock doubles whenever a recv found the ring empty while buffers sat on the stack
-/// (``ranDry()``), and shrinks back slowly while it is not needed.
+/// (``ranDry()``), up to an eighth of the buffers, and shrinks back while it is not
+/// needed; ``releaseIdleMemory()`` gives the pages of buffers left deep in the stack
+/// after a burst back to the kernel.
 ///
 /// liburing 2.3 has no io_uring_setup_buf_ring (2.4), so the ring of entries is
 /// mmap'd here (page aligned, as the kernel requires) and registered by hand. The
@@ -37,9 +39,21 @@ public final class ProvidedBufferRing {
     private var spareCount = 0
     /// Buffers in the kernel's ring now (as far as completions have told us).
     private var stocked = 0
-    /// How many buffers the kernel's ring is kept at, between `minimumStock` and `count`.
+    /// How many buffers the kernel's ring is kept at, between `minimumStock` and
+    /// `maximumStock`.
     public private(set) var stockTarget: Int
     private let minimumStock: Int
+    /// An eighth of the buffers (all of them for a ring stocked with every buffer): what
+    /// the kernel's ring can hold, and so keep resident, after a burst. More recvs than
+    /// that completing in one batch is not a stall: the extra ones find the ring empty
+    /// and are submitted again at once (``RelayHalf``'s `noBuffer(ringHasFree:)`).
+    private let maximumStock: Int
+    /// Whether a recv found the ring empty since the last ``releaseIdleMemory()``.
+    private var ranDrySinceRelease = false
+    /// Per buffer: the kernel has written to it since its pages were last given back, so
+    /// it holds resident memory; and how many buffers are so.
+    private let touched: UnsafeMutablePointer<Bool>
+    public private(set) var touchedCount = 0
     /// Hand-overs since the stock last grew; past `stockDecayPeriod` it shrinks by a quarter.
     private var takesSinceDry = 0
     private let stockDecayPeriod = 4096
@@ -54,6 +68,7 @@ public final class ProvidedBufferRing {
     public init(ring: Ring, groupID: UInt16, count: Int, bufferSize: Int, stock: Int? = nil) throws(SystemError) {
         precondition(count > 0 && count & (count - 1) == 0 && count <= 32768, "buffer count must be a power of two <= 32768")
         minimumStock = min(count, max(1, stock ?? count))
+        maximumStock = stock == nil ? count : max(minimumStock, count / 8)
         stockTarget = minimumStock
         self.ring = ring
         self.groupID = groupID
@@ -76,6 +91,8 @@ public final class ProvidedBufferRing {
         held = .allocate(capacity: count)
         held.initialize(repeating: false, count: count)
         spare = .allocate(capacity: count)
+        touched = .allocate(capacity: count)
+        touched.initialize(repeating: false, count: count)
         bufRing = e.assumingMemoryBound(to: io_uring_buf_ring.self)
         io_uring_buf_ring_init(bufRing)
 
@@ -87,6 +104,7 @@ public final class ProvidedBufferRing {
         if rc < 0 {
             held.deallocate()
             spare.deallocate()
+            touched.deallocate()
             munmap(e, entriesBytes)
             munmap(m, memoryBytes)
             throw SystemError("io_uring_register_buf_ring", result: rc)
@@ -102,6 +120,7 @@ public final class ProvidedBufferRing {
     deinit {
         held.deallocate()
         spare.deallocate()
+        touched.deallocate()
         _ = io_uring_unregister_buf_ring(ring.ring, Int32(groupID))
         munmap(entries, entriesBytes)
         munmap(memory, memoryBytes)
@@ -114,6 +133,10 @@ public final class ProvidedBufferRing {
         precondition(Int(bufferID) < count && !held[Int(bufferID)], "the kernel handed out buffer \(bufferID), which was never given back")
         held[Int(bufferID)] = true
         heldCount += 1
+        if !touched[Int(bufferID)] {
+            touched[Int(bufferID)] = true
+            touchedCount += 1
+        }
         stocked -= 1
         takesSinceDry += 1
         if takesSinceDry >= stockDecayPeriod {
@@ -124,12 +147,13 @@ public final class ProvidedBufferRing {
     }
 
     /// A recv found the kernel's ring empty (ENOBUFS). If buffers sat on the stack the
-    /// stock was too small for how many recvs complete at once: it doubles, and the ring
-    /// is filled up to it now.
+    /// stock was too small for how many recvs complete at once: it doubles (up to an
+    /// eighth of the buffers), and the ring is filled up to it now.
     @inline(__always)
     public func ranDry() {
+        ranDrySinceRelease = true
         guard spareCount > 0 else { return }
-        stockTarget = min(count, stockTarget * 2)
+        stockTarget = min(maximumStock, stockTarget * 2)
         takesSinceDry = 0
         restock()
     }
@@ -144,6 +168,35 @@ public final class ProvidedBufferRing {
         spare[spareCount] = bufferID
         spareCount += 1
         restock()
+    }
+
+    /// Buffers that hold resident memory beyond what the stock and the buffers in use
+    /// need: a burst grew the working set and it has not been given back yet.
+    public var hasIdleMemory: Bool { touchedCount > 2 * stockTarget + heldCount }
+
+    /// Gives the pages of touched buffers deep in the stack back to the kernel
+    /// (MADV_DONTNEED: the next write faults in zeroed pages), keeping the `stockTarget`
+    /// on top, the next to be stocked; the stock itself halves first unless a recv found
+    /// the ring empty since the last call. Buffers on the stack are in neither the
+    /// kernel's ring nor a send, so nothing reads or writes them meanwhile (buffers in
+    /// the kernel's ring are never touched here: a recv may be filling one). Returns how
+    /// many buffers' memory went back.
+    @discardableResult
+    public func releaseIdleMemory() -> Int {
+        if !ranDrySinceRelease { stockTarget = max(minimumStock, stockTarget / 2) }
+        ranDrySinceRelease = false
+        // madvise works on whole pages only.
+        guard bufferSize % Int(getpagesize()) == 0 else { return 0 }
+        var released = 0
+        for i in 0..<max(0, spareCount - stockTarget) {
+            let bid = Int(spare[i])
+            guard touched[bid] else { continue }
+            _ = madvise(memory + bid * bufferSize, bufferSize, MADV_DONTNEED)
+            touched[bid] = false
+            released += 1
+        }
+        touchedCount -= released
+        return released
     }
 
     /// Moves buffers from the top of the stack into the kernel's ring until it holds

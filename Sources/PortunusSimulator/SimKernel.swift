@@ -182,8 +182,11 @@ final class SimBuffers: RelayBuffers {
         memory.withUnsafeMutableBufferPointer { ($0.baseAddress! + start).update(repeating: 0xCC, count: bufferSize) }
     }
 
-    /// The simulated ring is always stocked with every buffer it does not hand out.
+    /// The simulated ring is always stocked with every buffer it does not hand out,
+    /// and its memory is an array: there is nothing to give back.
     func ranDry() {}
+    var hasIdleMemory: Bool { false }
+    func releaseIdleMemory() -> Int { 0 }
 
     func copy(_ bufferID: UInt16, offset: Int, length: Int, into bytes: PinnedBytes, at destination: Int) {
         if !heldByWorker[Int(bufferID)] { world.fail("copy from buffer \(bufferID), which the worker does not hold") }

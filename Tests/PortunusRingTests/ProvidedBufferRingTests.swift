@@ -86,10 +86,10 @@ import Testing
 
     /// More recvs completing at once than the stock holds: the one that found the ring
     /// empty gets ENOBUFS, ranDry() doubles the stock from the spare buffers, and the
-    /// next recv finds one at once. All buffers held: ranDry() has nothing to add.
+    /// next recv finds one at once. It never grows past an eighth of the buffers.
     @Test func runningDryGrowsTheStockFromTheSpareBuffers() throws {
         let ring = try Ring(RingOptions(entries: 8))
-        let buffers = try ProvidedBufferRing(ring: ring, groupID: 9, count: 4, bufferSize: 4096, stock: 1)
+        let buffers = try ProvidedBufferRing(ring: ring, groupID: 9, count: 16, bufferSize: 4096, stock: 1)
         var fds: [Int32] = [-1, -1]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
         defer { close(fds[0]); close(fds[1]) }
@@ -110,9 +110,36 @@ import Testing
         for slot in 3...5 { held.append(try Self.recvOnce(ring, buffers, fds, slot: UInt32(slot))) }
         #expect(Set(held).count == 4 && buffers.heldCount == 4)
         buffers.ranDry()
-        #expect(buffers.stockTarget == 2, "no spare buffer: the stock stays")
+        #expect(buffers.stockTarget == 2, "16 / 8: the stock stays")
         for bid in held { buffers.recycle(bid) }
         #expect(buffers.heldCount == 0)
+    }
+
+    /// After a burst, the buffers it touched deep in the stack give their pages back
+    /// (they read as zeros again), and the one on top, the next to be stocked, keeps its.
+    @Test func buffersLeftDeepInTheStackAfterABurstGiveTheirMemoryBack() throws {
+        let ring = try Ring(RingOptions(entries: 8))
+        let page = Int(getpagesize())
+        let buffers = try ProvidedBufferRing(ring: ring, groupID: 10, count: 8, bufferSize: page, stock: 1)
+        var fds: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        var burst: [UInt16] = []
+        for slot in 1...4 { burst.append(try Self.recvOnce(ring, buffers, fds, slot: UInt32(slot))) }
+        #expect(buffers.touchedCount == 4 && !buffers.hasIdleMemory, "all four are in use")
+        for bid in burst { buffers.recycle(bid) }
+        #expect(buffers.hasIdleMemory)
+
+        #expect(buffers.releaseIdleMemory() == 3)
+        #expect(buffers.touchedCount == 1 && !buffers.hasIdleMemory)
+        for bid in burst.dropLast() {
+            #expect(buffers.bytes(of: bid, count: 5) == [0, 0, 0, 0, 0], "buffer \(bid) was given back")
+        }
+        #expect(buffers.bytes(of: burst.last!, count: 5) == Array("stock".utf8), "the top of the stack keeps its pages")
+        // The memory given back is used again like any other.
+        let again = try Self.recvOnce(ring, buffers, fds, slot: 9)
+        #expect(buffers.bytes(of: again, count: 5) == Array("stock".utf8))
+        buffers.recycle(again)
     }
 }
 
