@@ -61,6 +61,13 @@ static const unsigned int PU_SPLICE_F_MOVE = 1;
 static const unsigned int PU_SPLICE_F_NONBLOCK = 2;
 extern int pipe2(int pipefd[2], int flags);
 static inline int pu_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+extern ssize_t splice(int fd_in, off_t *off_in, int fd_out, off_t *off_out, size_t len, unsigned int flags);
+/// splice(2) between a socket and a pipe, never waiting: SPLICE_F_NONBLOCK covers the
+/// pipe, and the sockets are non-blocking. Returns bytes moved, or -errno.
+static inline long pu_splice_nonblocking(int from, int to, size_t length) {
+    ssize_t n = splice(from, NULL, to, NULL, length, PU_SPLICE_F_MOVE | PU_SPLICE_F_NONBLOCK);
+    return n >= 0 ? (long)n : -(long)errno;
+}
 /// fcntl(F_SETPIPE_SZ) (F_LINUX_SPECIFIC_BASE + 7); fcntl is variadic, so wrapped.
 static inline int pu_set_pipe_size(int fd, int size) { return fcntl(fd, 1024 + 7, size); }
 /// fcntl(F_GETPIPE_SZ) (F_LINUX_SPECIFIC_BASE + 8).

@@ -52,7 +52,8 @@ public struct EngineSettings: Sendable {
     /// Listen backlog per listener socket.
     public var backlog: Int32
     /// io-wq kernel threads per ring, for each of its two pools (bounded, unbounded):
-    /// IORING_REGISTER_IOWQ_MAX_WORKERS. Only splices use them.
+    /// IORING_REGISTER_IOWQ_MAX_WORKERS. The engine submits nothing that needs one; the
+    /// cap bounds what the kernel may still start.
     public var ioWorkersPerRing: Int
     /// Provided buffers per worker for UDP datagrams (power of two; 0: no UDP rule) and
     /// their size: the largest UDP payload (65,507 bytes) plus the kernel's header and

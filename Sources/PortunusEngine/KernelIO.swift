@@ -16,13 +16,13 @@ final class KernelIO: WorkerIO {
     /// (SINGLE_ISSUER: the creating thread is the only one that may submit).
     init(settings: EngineSettings, logger: (String, SystemError) -> Void) throws(SystemError) {
         ring = try Ring(RingOptions(entries: settings.ringEntries))
-        // Splices run in io-wq threads. They never wait there (non-blocking sockets and
-        // pipes), but without a cap the kernel may still start one thread per splice in
-        // flight; with it, splices beyond the cap queue for a few microseconds instead.
+        // Nothing the engine submits needs an io-wq thread (splices are calls of the
+        // worker's own, ``spliceNow``), but the kernel may still hand an operation it
+        // cannot complete without blocking to one: the cap bounds how many it may start.
         do {
             try ring.limitWorkerThreads(bounded: UInt32(settings.ioWorkersPerRing), unbounded: UInt32(settings.ioWorkersPerRing))
         } catch {
-            logger("cannot cap io_uring worker threads; splices may use more threads", error)
+            logger("cannot cap io_uring worker threads; the kernel may start more", error)
         }
         buffers = try ProvidedBufferRing(ring: ring, groupID: 1, count: settings.bufferCount, bufferSize: settings.bufferSize,
                                          stock: settings.bufferStock)
@@ -67,8 +67,8 @@ final class KernelIO: WorkerIO {
     @inline(__always) func prepareSend(fd: Int32, from bytes: PinnedBytes, offset: Int, length: Int, userData: UserData, dontWait: Bool, options: SQEOptions) {
         ring.prepareSend(fd: fd, from: bytes, offset: offset, length: length, userData: userData, dontWait: dontWait, options: options)
     }
-    @inline(__always) func prepareSplice(from source: Int32, to destination: Int32, length: Int, userData: UserData) {
-        ring.prepareSplice(from: source, to: destination, length: length, userData: userData)
+    @inline(__always) func spliceNow(from source: Int32, to destination: Int32, length: Int) -> Int32 {
+        Pipes.splice(from: source, to: destination, length: length)
     }
     @inline(__always) func preparePoll(fd: Int32, events: PollEvents, userData: UserData, options: SQEOptions) {
         ring.preparePoll(fd: fd, events: events, userData: userData, options: options)

@@ -18,9 +18,8 @@ enum OperationKind: UInt8 {
     case udpSweep = 15       // the periodic scan for idle UDP flows
     case recv = 16           // +1 for .down
     case send = 18
-    case poll = 20
-    case spliceIn = 22       // socket -> pipe
-    case spliceOut = 24      // pipe -> socket
+    case poll = 20           // POLLIN ahead of a streaming splice half's next splice in
+    // 22 and 24 were ring splices (socket -> pipe, pipe -> socket); splices are now calls.
     case readable = 26       // stand-alone poll of a splice half that holds no pipe
     case writable = 28       // POLLOUT poll on a destination that was full
     case udpFlowRecv = 30    // multishot recvmsg on a flow's upstream socket (slot = flow)

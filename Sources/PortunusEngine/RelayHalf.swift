@@ -35,9 +35,10 @@ struct RelayHalf {
         /// The poll fired: the worker is taking a pipe from its pool (synchronous; the
         /// next event is `pipe` or `noPipe`). Nothing in flight.
         case takingPipe
-        /// A socket -> pipe splice (alone, or behind a linked POLLIN poll) is in flight.
+        /// A socket -> pipe splice is running, or the POLLIN poll whose completion runs
+        /// it is in flight.
         case splicingIn
-        /// A pipe -> socket splice is in flight; `lastIn` is what the splice in moved.
+        /// A pipe -> socket splice is running; `lastIn` is what the splice in moved.
         case splicingOut(lastIn: Int32)
         /// The destination was full with bytes left in the pipe: a POLLOUT poll is in flight.
         case awaitingWritable(lastIn: Int32)
@@ -102,9 +103,7 @@ struct RelayHalf {
     var path: Path
     /// Resource, not state: the pipe this half holds (from ``Worker/acquirePipe(_:_:)``
     /// to ``Worker/givePipeBack(_:_:)``, which may be as late as the slot's release),
-    /// and the bytes in it. The account is kept on every splice completion, whatever
-    /// the state, because a splice names the pipe and cannot be cancelled through the
-    /// socket (see `Worker+Pipes.swift`).
+    /// and the bytes in it, kept on every splice (see `Worker+Pipes.swift`).
     var pipeRead: Int32 = -1
     var pipeWrite: Int32 = -1
     var inPipe: Int32 = 0
@@ -192,7 +191,7 @@ struct RelayHalf {
         /// Take a pipe, then report `pipe` or `noPipe`.
         case takePipe
         case spliceIn
-        /// A POLLIN poll linked to a splice in (a streaming half that holds its pipe).
+        /// A POLLIN poll whose completion runs a splice in (a streaming half that holds its pipe).
         case pollThenSpliceIn
         case spliceOut
         case pollWritable

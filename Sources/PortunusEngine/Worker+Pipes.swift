@@ -6,18 +6,17 @@ import PortunusRing
 /// A pipe outlives the connections that use it: it sits in the worker's pool between
 /// them. Bytes left in a pooled pipe would be the first thing the next connection that
 /// takes it sends to its own peer. So a pipe goes back to the pool only when it is
-/// provably empty: its half's account (`RelayHalf.inPipe`, kept on every splice
-/// completion whatever the connection's state) is zero **and** the kernel agrees
-/// (FIONREAD is zero). Anything else closes it, and its bytes die with it.
+/// provably empty: its half's account (`RelayHalf.inPipe`, kept on every splice) is
+/// zero **and** the kernel agrees (FIONREAD is zero). Anything else closes it, and its
+/// bytes die with it.
 extension Worker {
     /// Takes a pipe from the pool (or makes one) within the worker's pipe budget.
     ///
     /// Ownership: from here until ``givePipeBack(_:_:)`` the pipe belongs to this half
     /// alone. Every splice into it adds the bytes it moved to `inPipe` and every splice
-    /// out of it subtracts them, including completions that arrive after the connection
-    /// began closing (an in-splice names the pipe, not the socket, so cancelling the
-    /// socket's operations cannot stop it). The slot, and so the pipe, is released only
-    /// once no splice on it is in flight.
+    /// out of it subtracts them. Splices are calls that return before anything else
+    /// runs (``WorkerIO/spliceNow(from:to:length:)``), so none is ever in flight when a
+    /// connection closes and its pipe is looked at.
     func acquirePipe(_ slot: Int32, _ direction: Direction) -> Bool {
         guard pipesInUse < setup.settings.pipeLimit else { return false }
         let pipe: (read: Int32, write: Int32)

@@ -67,10 +67,9 @@ extension Worker {
         drive(slot, direction, result >= 0 ? .writable : .failed(errno: -result))
     }
 
+    /// What a splice in returned (or, for a poll ahead of one that failed, the poll's error).
     func onSpliceIn(_ slot: Int32, _ direction: Direction, _ result: Int32) {
-        // Accounted before anything else, in every state: a splice the close could not
-        // cancel (it names the pipe, not the socket) may complete with bytes after the
-        // connection began closing, and those bytes are in the pipe (ownership rule at
+        // Accounted before anything else: those bytes are in the pipe (ownership rule at
         // `acquirePipe`).
         if result > 0 { slab[slot][direction].inPipe += result }
         switch result {
@@ -82,8 +81,6 @@ extension Worker {
     }
 
     func onSpliceOut(_ slot: Int32, _ direction: Direction, _ result: Int32) {
-        // Accounted in every state too: a cancelled out-splice may still have moved part
-        // of the pipe's bytes to the destination before it stopped.
         if result > 0 {
             countDelivered(slot, direction, result)
             slab[slot][direction].inPipe -= result
@@ -149,15 +146,14 @@ extension Worker {
         case .spliceIn:
             spliceIn(slot, direction)
         case .pollThenSpliceIn:
-            // Streaming with a pipe in hand: the poll and the splice go as one chain.
-            io.reserve(2)
-            io.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction), options: .link)
+            // Streaming with a pipe in hand: the splice runs when the poll reports data.
+            io.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .poll, direction))
             slab[slot].inFlight += 1
-            spliceIn(slot, direction)
         case .spliceOut:
-            io.prepareSplice(from: slab[slot][direction].pipeRead, to: destination(slot, direction),
-                             length: Int(slab[slot][direction].inPipe), userData: userData(slot, .spliceOut, direction))
-            slab[slot].inFlight += 1
+            let moved = io.spliceNow(from: slab[slot][direction].pipeRead, to: destination(slot, direction),
+                                     length: Int(slab[slot][direction].inPipe))
+            checkSplice(moved)
+            onSpliceOut(slot, direction, moved)
         case .pollWritable:
             io.preparePoll(fd: destination(slot, direction), events: .writable, userData: userData(slot, .writable, direction))
             slab[slot].inFlight += 1
@@ -199,9 +195,29 @@ extension Worker {
         // Only an empty pipe is filled from the socket: the out-splice asks for exactly
         // what the account says is in the pipe.
         precondition(slab[slot][direction].inPipe == 0, "splice into a pipe that still holds bytes")
-        io.prepareSplice(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize,
-                         userData: userData(slot, .spliceIn, direction))
-        slab[slot].inFlight += 1
+        let moved = io.spliceNow(from: source(slot, direction), to: slab[slot][direction].pipeWrite, length: setup.settings.pipeSize)
+        checkSplice(moved)
+        onSpliceIn(slot, direction, moved)
+    }
+
+    /// The poll ahead of a streaming half's splice in completed: the splice runs now,
+    /// unless the poll failed or the connection began closing meanwhile (then the half
+    /// settles as if its splice had been cancelled).
+    func onPollThenSpliceIn(_ slot: Int32, _ direction: Direction, _ result: Int32) {
+        if result < 0 {
+            onSpliceIn(slot, direction, result)
+        } else if slab[slot].isClosing {
+            onSpliceIn(slot, direction, -ECANCELED)
+        } else {
+            spliceIn(slot, direction)
+        }
+    }
+
+    /// EBADF, EFAULT and EINVAL from a splice between a connection's own socket and pipe
+    /// can only mean a wrong fd: a defect, as for a malformed SQE (``Worker/isOwnSQEError(_:_:)``).
+    @inline(__always)
+    private func checkSplice(_ result: Int32) {
+        precondition(result != -EBADF && result != -EFAULT && result != -EINVAL, "splice failed with \(SystemError("splice", result: result))")
     }
 
     // MARK: buffers for parked halves

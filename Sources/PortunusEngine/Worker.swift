@@ -248,15 +248,14 @@ enum WorkerLayout {
             slab[slot].inFlight -= 1
             switch kind {
             case .connect: onConnect(slot, completion.result)
-            // Timeouts, cancels and the poll ahead of a linked splice report nothing the
-            // machines act on: the operation they guard reports for them.
-            case .connectTimeout, .preludeTimeout, .cancel, .poll: break
+            // Timeouts and cancels report nothing the machines act on: the operation they
+            // guard reports for them.
+            case .connectTimeout, .preludeTimeout, .cancel: break
+            case .poll: onPollThenSpliceIn(slot, direction, completion.result)
             case .prelude: onPreludeSent(slot, completion.result)
             case .resolveTimer: onResolveTimer(slot)
             case .recv: onRecv(slot, direction, completion)
             case .send: onSend(slot, direction, completion.result)
-            case .spliceIn: onSpliceIn(slot, direction, completion.result)
-            case .spliceOut: onSpliceOut(slot, direction, completion.result)
             case .readable: onReadable(slot, direction, completion.result)
             case .writable: onWritable(slot, direction, completion.result)
             default: preconditionFailure("unexpected operation kind \(kind)")
@@ -272,7 +271,7 @@ enum WorkerLayout {
     static func isOwnSQEError(_ kind: OperationKind, _ result: Int32) -> Bool {
         guard result == -EBADF || result == -EFAULT || result == -EINVAL else { return false }
         switch kind {
-        case .connect, .prelude, .recv, .send, .spliceIn, .spliceOut, .poll, .readable, .writable: return true
+        case .connect, .prelude, .recv, .send, .poll, .readable, .writable: return true
         default: return false
         }
     }

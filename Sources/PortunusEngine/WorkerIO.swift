@@ -29,8 +29,8 @@ import PortunusRing
     func prepareSend(fd: Int32, bufferID: UInt16, offset: Int, length: Int, userData: UserData, dontWait: Bool)
     /// A send from pinned bytes (a PROXY header, a spilled tail).
     func prepareSend(fd: Int32, from bytes: PinnedBytes, offset: Int, length: Int, userData: UserData, dontWait: Bool, options: SQEOptions)
-    /// A non-blocking splice between a socket and a pipe.
-    func prepareSplice(from source: Int32, to destination: Int32, length: Int, userData: UserData)
+    /// splice(2) between a socket and a pipe now, from the worker's thread, never waiting: bytes moved or -errno.
+    func spliceNow(from source: Int32, to destination: Int32, length: Int) -> Int32
     func preparePoll(fd: Int32, events: PollEvents, userData: UserData, options: SQEOptions)
     func prepareCancelAll(fd: Int32, userData: UserData)
     func prepareCancel(_ target: UserData, userData: UserData)

@@ -88,19 +88,8 @@ extension Ring {
         Int32(MSG_NOSIGNAL) | (dontWait ? Int32(MSG_DONTWAIT) : 0)
     }
 
-    /// splice(2) between a socket and a pipe. It always runs in an io-wq worker thread,
-    /// so it must never wait there: SPLICE_F_NONBLOCK keeps it from waiting on the pipe,
-    /// and the sockets are O_NONBLOCK so it does not wait on them either (a full
-    /// destination or an empty source completes with -EAGAIN or a short count). The
-    /// engine waits for readiness with a poll, which holds no thread.
-    public func prepareSplice(from source: Int32, to destination: Int32, length: Int, userData: UserData, options: SQEOptions = []) {
-        let sqe = nextSQE()
-        io_uring_prep_splice(sqe, source, -1, destination, -1, UInt32(length), PU_SPLICE_F_MOVE | PU_SPLICE_F_NONBLOCK)
-        finish(sqe, userData, options)
-    }
-
-    /// One-shot poll. Linked in front of a splice so that a connection with nothing to
-    /// read waits in the poll table, not in a kernel worker thread.
+    /// One-shot poll: how the splice path waits for data or room (the splice itself is
+    /// a non-blocking splice(2) call, ``Pipes/splice(from:to:length:)``).
     public func preparePoll(fd: Int32, events: PollEvents, userData: UserData, options: SQEOptions = []) {
         let sqe = nextSQE()
         io_uring_prep_poll_add(sqe, fd, events.rawValue)

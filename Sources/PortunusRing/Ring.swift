@@ -154,8 +154,9 @@ public final class Ring {
         return count
     }
 
-    /// Caps the kernel's io-wq worker threads for this ring (bounded, unbounded),
-    /// so blocking operations such as splice cannot fork an unbounded number of threads.
+    /// Caps the kernel's io-wq worker threads for this ring (bounded, unbounded), so an
+    /// operation the kernel cannot complete without blocking cannot fork an unbounded
+    /// number of threads.
     public func limitWorkerThreads(bounded: UInt32, unbounded: UInt32) throws(SystemError) {
         var values: (UInt32, UInt32) = (bounded, unbounded)
         let rc = withUnsafeMutableBytes(of: &values) {

@@ -80,9 +80,8 @@ public enum Sockets {
     /// A TCP socket for an upstream connection, with TCP_NODELAY.
     ///
     /// Non-blocking, like accepted sockets: io_uring's recv, send and connect do not
-    /// change with it (they still wait for readiness in the kernel's poll table), but a
-    /// splice honours it, so a splice never waits for a slow peer inside an io-wq
-    /// thread (IO_URING_NOTES.md).
+    /// change with it (they still wait for readiness in the kernel's poll table), and
+    /// the splice path's splice(2) calls return at once instead of blocking the worker.
     public static func stream(_ family: SocketAddress.Family) throws(SystemError) -> Int32 {
         let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
         if fd < 0 { throw lastError("socket") }
@@ -112,7 +111,7 @@ public enum Sockets {
         shutdown(fd, Int32(SHUT_WR)) == 0 ? 0 : Glibc.errno
     }
 
-    /// shutdown(SHUT_RDWR): wakes anything blocked on `fd` (e.g. a splice in an io-wq worker).
+    /// shutdown(SHUT_RDWR): wakes anything blocked on `fd`.
     public static func shutdownBoth(_ fd: Int32) {
         _ = shutdown(fd, Int32(SHUT_RDWR))
     }
@@ -162,6 +161,22 @@ public enum Pipes {
         if rc != 0 { throw lastError("pipe2") }
         _ = pu_set_pipe_size(fds.1, Int32(size))
         return (fds.0, fds.1)
+    }
+
+    /// splice(2) from a socket into a pipe or from a pipe into a socket, without waiting:
+    /// bytes moved (0: the socket's end of stream), or -errno (-EAGAIN: nothing to read
+    /// or no room). EINTR is retried.
+    ///
+    /// A call from the worker's thread, not IORING_OP_SPLICE: that one always runs in an
+    /// io-wq kernel thread, and handing each splice to that thread and its completion
+    /// back cost more than the splice itself (README, "Relay paths"). The ring still
+    /// does the waiting, with polls.
+    @inline(__always)
+    public static func splice(from source: Int32, to destination: Int32, length: Int) -> Int32 {
+        while true {
+            let n = pu_splice_nonblocking(source, destination, length)
+            if n != -Int(EINTR) { return Int32(truncatingIfNeeded: n) }
+        }
     }
 
     /// Bytes queued in the pipe (ioctl FIONREAD on either end), or nil if the call

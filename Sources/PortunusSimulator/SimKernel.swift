@@ -77,27 +77,22 @@ enum SimOp {
     case recv(fd: Int32)
     case sendBuffer(fd: Int32, bufferID: UInt16, offset: Int, length: Int, dontWait: Bool)
     case sendBytes(fd: Int32, bytes: PinnedBytes, offset: Int, length: Int, dontWait: Bool)
-    case splice(from: Int32, to: Int32, length: Int)
     case poll(fd: Int32, events: PollEvents)
     case cancelAll(fd: Int32)
     case cancel(target: UserData)
 
-    /// The fd a cancel-by-fd matches: the op's file (for a splice, its output, as io_uring's `req->file`).
+    /// The fd a cancel-by-fd matches: the op's file (as io_uring's `req->file`).
     var file: Int32? {
         switch self {
         case let .accept(fd), let .connect(fd, _), let .recv(fd), let .poll(fd, _): fd
         case let .sendBuffer(fd, _, _, _, _), let .sendBytes(fd, _, _, _, _): fd
-        case let .splice(_, to, _): to
         default: nil
         }
     }
 
     /// Every fd the op names.
     var fds: [Int32] {
-        switch self {
-        case let .splice(from, to, _): [from, to]
-        default: file.map { [$0] } ?? []
-        }
+        file.map { [$0] } ?? []
     }
 }
 
@@ -273,8 +268,8 @@ final class SimKernel: WorkerIO {
     func prepareSend(fd: Int32, from bytes: PinnedBytes, offset: Int, length: Int, userData: UserData, dontWait: Bool, options: SQEOptions) {
         add(userData, .sendBytes(fd: fd, bytes: bytes, offset: offset, length: length, dontWait: dontWait), options)
     }
-    func prepareSplice(from source: Int32, to destination: Int32, length: Int, userData: UserData) {
-        add(userData, .splice(from: source, to: destination, length: length))
+    func spliceNow(from source: Int32, to destination: Int32, length: Int) -> Int32 {
+        splice(source, destination, length)
     }
     func preparePoll(fd: Int32, events: PollEvents, userData: UserData, options: SQEOptions) {
         add(userData, .poll(fd: fd, events: events), options)
@@ -378,10 +373,6 @@ final class SimKernel: WorkerIO {
         case let .connect(_, endpoint):
             p.connectOutcome = world.connectOutcome(endpoint: endpoint)
             p.due = world.now + Int64(world.random.int(0...3))
-        case .splice:
-            // Runs in an io-wq thread, a little later; it cannot be stopped by a cancel of
-            // its input socket, and a cancel of its output may come too late.
-            p.due = world.now + Int64(world.random.int(0...2))
         case .cancelAll, .cancel:
             runCancel(p)
             return
@@ -467,9 +458,6 @@ final class SimKernel: WorkerIO {
             // A linked send from pinned bytes is a PROXY header (linked to its time box);
             // an unlinked one is a spilled tail of payload.
             return send(fd, dontWait: dontWait, length: length, payload: !p.linked) { n in bytes.load(at: offset, length: n) }
-        case let .splice(from, to, length):
-            guard world.now >= p.due else { return nil }
-            return splice(from, to, length).map { ($0, 0, false) }
         case let .poll(fd, events):
             if files[fd] == nil { return (-EBADF, 0, false) }
             if case .wake? = files[fd] { return wakeSignalled ? (Int32(POLLIN), 0, false) : nil }
@@ -495,7 +483,7 @@ final class SimKernel: WorkerIO {
         return (Int32(n), 0, false)
     }
 
-    private func splice(_ from: Int32, _ to: Int32, _ length: Int) -> Int32? {
+    private func splice(_ from: Int32, _ to: Int32, _ length: Int) -> Int32 {
         switch (files[from], files[to]) {
         case let (.socket(s)?, .pipeWrite(p)?):
             if s.wasReset { return -ECONNRESET }
@@ -532,8 +520,6 @@ final class SimKernel: WorkerIO {
         let first = world.random.chance(0.5)
         var deferred: [(SimPending, Int32, UInt32)] = []
         for t in targets {
-            // An operation already running (a splice in its thread) finishes on its own.
-            if case .splice = t.op, world.random.chance(0.5) { continue }
             // One that could complete right now may win the race and keep its result
             // (not a multishot accept: a cancel always ends it).
             var multishot = false

@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func operationKindsRoundTripWithDirection() {
-        for kind in [OperationKind.recv, .send, .poll, .spliceIn, .spliceOut] {
+        for kind in [OperationKind.recv, .send, .poll, .readable, .writable] {
             for direction in [Direction.up, .down] {
                 let decoded = OperationKind.decode(kind.raw(direction))
                 #expect(decoded?.0 == kind && decoded?.1 == direction)
