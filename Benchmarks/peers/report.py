@@ -3,15 +3,18 @@
 
     python3 Benchmarks/peers/report.py Benchmarks/results/<timestamp>
 
-run.sh calls it at the end; it can be re-run on any old samples.json. Medians over
-rounds, ratios against haproxy and direct from the same run (absolute numbers from
-different runs on a shared 2-core machine are not comparable). Without matplotlib
-it still writes summary.md and says why the chart is missing.
+bench.py calls it at the end; it can be re-run on any old samples.json. Medians over
+rounds, ratios against haproxy and direct from the same run and topology (absolute
+numbers from different runs on a shared 2-core machine are not comparable). Without
+matplotlib it still writes summary.md and says why the chart is missing.
 """
 import json
 import statistics
 import sys
 from pathlib import Path
+
+from bench import KINDS, SHARED_CPU_PCT, TOPOLOGIES
+from bench import WORKLOADS as ALL_WORKLOADS
 
 REFERENCE = "haproxy"
 # HAProxy 2.6 has no UDP: the UDP workloads are compared with nginx stream instead.
@@ -21,50 +24,37 @@ DIRECT = "direct"
 # (socat's CPU per new connection is ~8x HAProxy's) does not flatten the rest.
 CHART_CAP = 3.5
 
-# Per workload: title, the headline metric (higher is better), its unit, and the
-# forwarder CPU metric (lower is better).
-WORKLOADS = {
-    "iperf1": ("iperf3, 1 stream", "gbps", "Gbit/s", "cpu_s_per_gb", "CPU s/GB"),
-    "iperf4": ("iperf3, 4 streams (-P 4)", "gbps", "Gbit/s", "cpu_s_per_gb", "CPU s/GB"),
-    "newconn": ("New connections (wrk, Connection: close)", "rps", "req/s",
-                "cpu_us_per_req", "CPU µs/req"),
-    "keepalive": ("Keep-alive requests (wrk)", "rps", "req/s", "cpu_us_per_req", "CPU µs/req"),
-    "proxy-v1": ("New connections, forwarder sends PROXY v1 (wrk, Connection: close)", "rps",
-                 "req/s", "cpu_us_per_req", "CPU µs/req"),
-    "proxy-v2": ("New connections, forwarder sends PROXY v2 (wrk, Connection: close)", "rps",
-                 "req/s", "cpu_us_per_req", "CPU µs/req"),
-    "udp64": ("UDP, 64 B datagrams, 1 flow (sockperf ping-pong)", "rtps", "round trips/s",
-              "cpu_us_per_rt", "CPU µs/round trip"),
-    "udp1400": ("UDP, 1,400 B datagrams, 1 flow (sockperf ping-pong)", "rtps", "round trips/s",
-                "cpu_us_per_rt", "CPU µs/round trip"),
-    "udp64-flows": ("UDP, 64 B datagrams, concurrent flows (sockperf ping-pong, one client per flow)",
-                    "rtps", "round trips/s", "cpu_us_per_rt", "CPU µs/round trip"),
-    "udp64-flood": ("UDP flood, 64 B datagrams, 1 flow (sockperf throughput, open loop)",
-                    "fwd_dps", "datagrams/s forwarded", "cpu_us_per_dgram", "CPU µs/datagram"),
-    "udp1400-flood": ("UDP flood, 1,400 B datagrams, 1 flow (sockperf throughput, open loop)",
-                      "fwd_dps", "datagrams/s forwarded", "cpu_us_per_dgram", "CPU µs/datagram"),
-    "udp64-flood-flows": ("UDP flood, 64 B datagrams, concurrent flows (sockperf throughput,"
-                          " one client per flow)", "fwd_dps", "datagrams/s forwarded",
-                          "cpu_us_per_dgram", "CPU µs/datagram"),
-}
-SHORT = {"iperf1": "iperf 1 stream", "iperf4": "iperf 4 streams",
-         "newconn": "new conn/s", "keepalive": "keep-alive req/s",
-         "proxy-v1": "PROXY v1 conn/s", "proxy-v2": "PROXY v2 conn/s",
-         "udp64": "UDP 64 B", "udp1400": "UDP 1400 B", "udp64-flows": "UDP 64 B flows",
-         "udp64-flood": "UDP flood 64 B", "udp1400-flood": "UDP flood 1400 B",
-         "udp64-flood-flows": "UDP flood 64 B flows"}
+# The workloads with a headline figure (every one but memory), from bench.py's table.
+WORKLOADS = {w.name: w for w in ALL_WORKLOADS if KINDS[w.kind].metric}
+
+
+def figures(workload):
+    """(title, headline metric (higher is better), its unit, forwarder CPU metric
+    (lower is better), its unit)."""
+    k = KINDS[WORKLOADS[workload].kind]
+    return WORKLOADS[workload].title, k.metric, k.unit, k.cpu_metric, k.cpu_unit
+
+
+def short(workload):
+    return WORKLOADS[workload].short
 
 
 def is_flood(workload):
-    return "-flood" in workload
+    return WORKLOADS[workload].kind == "flood"
 
 
 def is_udp(workload):
-    return workload.startswith("udp")
+    return WORKLOADS[workload].route == "udp"
+
+
+def is_proxy(workload):
+    return WORKLOADS[workload].route.startswith("proxy-")
 
 
 def reference_for(workload):
     return UDP_REFERENCE if is_udp(workload) else REFERENCE
+
+
 LATENCY = ("p50_ms", "p99_ms")
 MEMORY = "memory"
 MiB = 1024.0
@@ -116,23 +106,49 @@ def fmt_int(value):
 
 
 class Run:
-    def __init__(self, doc):
+    """A run's samples, all of them or (topology) those of one topology only: ratios
+    never mix topologies."""
+
+    def __init__(self, doc, topology=None):
+        self.doc = doc
         self.meta = doc.get("meta", {})
-        self.samples = doc["samples"]
+        self.topology = topology
+        self.samples = [s for s in doc["samples"] if topology is None or s.get("topology") == topology]
+        # A topology's tables sit under its own heading, one level down.
+        self.depth = 2 if topology is None else 3
+        self.shared_pct = self.meta.get("shared_cpu_pct", SHARED_CPU_PCT)
         self.subjects = self._ordered("subjects", "subject")
         ordered = self._ordered("workloads", "workload")
         self.workloads = [w for w in ordered if w in WORKLOADS]
         self.tcp_workloads = [w for w in self.workloads if not is_udp(w)]
         self.udp_workloads = [w for w in self.workloads if is_udp(w)]
-        self.has_memory = MEMORY in ordered
 
     def _ordered(self, meta_key, sample_key):
-        # The run's own order (canonical in run.sh), then anything only the samples name.
+        # The run's own order (canonical in bench.py), then anything only the samples name.
         names = [n for n in str(self.meta.get(meta_key, "")).split(",") if n]
         for s in self.samples:
             if s[sample_key] not in names:
                 names.append(s[sample_key])
         return names
+
+    def heading(self, title):
+        return "#" * self.depth + " " + title
+
+    def topologies(self):
+        """The topologies measured, in the run's order; none in a run from before them."""
+        names = [n for n in str(self.meta.get("topologies", "")).split(",") if n]
+        for s in self.samples:
+            if s.get("topology") and s["topology"] not in names:
+                names.append(s["topology"])
+        return [n for n in names if any(s.get("topology") == n for s in self.samples)]
+
+    def views(self):
+        """One Run per topology, or this one for a run from before topologies."""
+        return [Run(self.doc, t) for t in self.topologies()] or [self]
+
+    def shared(self, sample):
+        """Taken while other processes used more than the threshold of a core."""
+        return (sample.get("foreign_cpu_pct") or 0) > self.shared_pct
 
     def rows(self, workload, subject):
         return [s for s in self.samples if s["workload"] == workload and s["subject"] == subject]
@@ -167,11 +183,13 @@ def header(run):
     lines = [
         "# portunus-uring peer benchmark",
         "",
+        *shared_machine(run),
         f"- machine: `{m.get('host', '?')}`, {m.get('nproc', '?')} cores"
         f" ({m.get('cpu', '?')}), kernel `{m.get('kernel', '?')}`",
         f"- run: {m.get('date_utc', '?')}, {m.get('rounds', '?')} round(s) of"
         f" {m.get('duration_secs', '?')} s per measurement, subjects interleaved round-robin;"
         " every figure is the median over rounds",
+        *topologies_line(run),
         f"- peers: HAProxy {m.get('haproxy', '?')}, nginx {m.get('nginx', '?')},"
         f" socat {m.get('socat', '?')}; load: iperf3 {m.get('iperf3', '?')} (-O 1),"
         f" wrk {m.get('wrk', '?')}"
@@ -179,7 +197,8 @@ def header(run):
         + f"; forwarders with {m.get('forwarder_workers', '?')} workers",
         f"- portunus-uring: `{m.get('portunus', '?')}`"
         + (f" (built {m['portunus_built']}, sha256 {m['portunus_sha256']}…)" if m.get("portunus_built", "-") != "-" else "")
-        + f"; repo at {m.get('git_rev', '?')} when the run started (the binary may be older)",
+        + f"; repo at {m.get('git_rev', '?')} when the run started"
+        + (", with uncommitted changes" if m.get("git_dirty") else "") + " (the binary may be older)",
         f"- load average (1/5/15 min) at start: {m.get('loadavg_start', '?')}, at end:"
         f" {m.get('loadavg_end', '?')}; anything well above the forwarder's own share means"
         " something else ran during the benchmark",
@@ -202,7 +221,8 @@ def header(run):
     lines += [
         "",
         f"Ratios divide a median by the same workload's `{REFERENCE}` or `{DIRECT}` median from"
-        " this run. Higher is better for Gbit/s and req/s, lower for latency and CPU."
+        + (" this run and topology." if run.topologies() else " this run.")
+        + " Higher is better for Gbit/s and req/s, lower for latency and CPU."
         " CPU is the forwarder's own (all threads, workers and children), from /proc."
         " `range` is (max − min) / median over rounds."
         + (f" HAProxy 2.6 cannot proxy UDP, so the UDP workloads are compared with"
@@ -212,9 +232,18 @@ def header(run):
     return lines
 
 
+def topologies_line(run):
+    names = run.topologies()
+    if len(names) < 2:
+        return [f"- topology: {names[0]}"] if names else []
+    return [f"- topologies: {', then '.join(names)}, each measured in a pass of its own (backends"
+            " and forwarders started afresh); every table and ratio below compares subjects within"
+            " one topology only"]
+
+
 def overview(run):
     if not run.workloads:  # a memory-only run
-        return [f"## Headline ratio vs {REFERENCE}", ""] + memory_overview(run)
+        return [run.heading(f"Headline ratio vs {REFERENCE}"), ""] + memory_overview(run)
     lines = []
     # TCP workloads against haproxy, UDP ones against nginx stream: one table pair each.
     # A UDP-only run keeps haproxy's memory table under its own heading.
@@ -224,32 +253,32 @@ def overview(run):
         lines += ratio_tables(run, run.udp_workloads, UDP_REFERENCE, "UDP: ")
     mem = memory_overview(run)
     if mem and not run.tcp_workloads:
-        mem = [f"## Memory vs {REFERENCE}", ""] + mem
+        mem = [run.heading(f"Memory vs {REFERENCE}"), ""] + mem
     return lines + mem
 
 
 def ratio_tables(run, workloads, reference, prefix):
-    lines = [f"## {prefix}Headline ratio vs {reference}", ""]
-    lines += ["| subject | " + " | ".join(SHORT[w] for w in workloads) + " |",
+    lines = [run.heading(f"{prefix}Headline ratio vs {reference}"), ""]
+    lines += ["| subject | " + " | ".join(map(short, workloads)) + " |",
               "|---|" + "---:|" * len(workloads)]
     subjects = [s for s in run.subjects if any(run.rows(w, s) for w in workloads)]
     for subject in subjects:
         cells = []
         for w in workloads:
-            key = WORKLOADS[w][1]
+            key = figures(w)[1]
             cells.append("n/a" if run.not_applicable(w, subject) else
                          fmt_ratio(ratio(run.median(w, subject, key), run.median(w, reference, key))))
         lines.append(f"| {subject} | " + " | ".join(cells) + " |")
     cpu_cells_any = False
     cpu_lines = [f"", f"Forwarder CPU per unit of work vs {reference} (lower is better):", "",
-                 "| subject | " + " | ".join(SHORT[w] for w in workloads) + " |",
+                 "| subject | " + " | ".join(map(short, workloads)) + " |",
                  "|---|" + "---:|" * len(workloads)]
     for subject in subjects:
         if subject == DIRECT:
             continue
         cells = []
         for w in workloads:
-            key = WORKLOADS[w][3]
+            key = figures(w)[3]
             r = ratio(run.median(w, subject, key), run.median(w, reference, key))
             cpu_cells_any |= r is not None
             cells.append("n/a" if run.not_applicable(w, subject) else fmt_ratio(r))
@@ -282,8 +311,9 @@ def memory_overview(run):
 
 def subject_rows(run, w, title, cols, cells_of):
     """A workload's table heading and one row per subject that took part: n/a with its
-    reason, or cells_of(subject, ok samples) followed by ok/runs (the last column)."""
-    lines = [f"## {title}", "", "| subject | " + " | ".join(cols) + " |",
+    reason, or cells_of(subject, ok samples) followed by ok/runs (the last column),
+    marked ‡ when a sample was taken on a shared machine."""
+    lines = [run.heading(title), "", "| subject | " + " | ".join(cols) + " |",
              "|---|" + "---:|" * len(cols)]
     na_notes = []
     for subject in run.subjects:
@@ -295,7 +325,8 @@ def subject_rows(run, w, title, cols, cells_of):
             lines.append(f"| {subject} | " + " | ".join(["n/a"] * len(cols)) + " |")
             continue
         ok = run.ok(w, subject)
-        cells = cells_of(subject, ok) + [f"{len(ok)}/{len(run.rows(w, subject))}"]
+        mark = " ‡" if any(map(run.shared, run.rows(w, subject))) else ""
+        cells = cells_of(subject, ok) + [f"{len(ok)}/{len(run.rows(w, subject))}{mark}"]
         lines.append(f"| {subject} | " + " | ".join(cells) + " |")
     return lines, na_notes
 
@@ -303,9 +334,9 @@ def subject_rows(run, w, title, cols, cells_of):
 def workload_table(run, w):
     if is_udp(w):
         return udp_table(run, w)
-    title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
-    wrk = key == "rps"
-    proxy = w.startswith("proxy-")
+    title, key, unit, cpu_key, cpu_unit = figures(w)
+    wrk = WORKLOADS[w].kind == "wrk"
+    proxy = is_proxy(w)
     # A PROXY sender is compared with itself without the header (same backend nginx,
     # same wrk shape), when newconn ran too; direct cannot send a header at all.
     own = proxy and any(run.ok("newconn", s) for s in run.subjects)
@@ -343,16 +374,14 @@ def workload_table(run, w):
                   " backend reporting the real client address and port and the forwarder's"
                   " listen address from the header; `errors` are wrk's socket errors plus non-2xx"
                   " answers (a sample with more than 1% of them counts as failed).", ""]
-    if na_notes:
-        lines += ["n/a: " + "; ".join(na_notes) + ".", ""]
-    return lines
+    return lines + notes(run, w, na_notes)
 
 
 def udp_table(run, w):
     """A UDP workload's table: ping-pong (round trips, RTT percentiles) or flood
     (datagrams forwarded, sent, lost and read by the sink), the ratio, CPU and flow
     columns shared."""
-    title, key, unit, cpu_key, cpu_unit = WORKLOADS[w]
+    title, key, unit, cpu_key, cpu_unit = figures(w)
     ref_name = UDP_REFERENCE
     flood = is_flood(w)
     middle_cols = (["sent/s", "lost in forwarder", "read by sink/s", f"read vs {ref_name}"] if flood
@@ -391,7 +420,7 @@ def udp_table(run, w):
                   " cores, so a forwarder that spends less per datagram leaves more to the clients"
                   " and the sink.", ""]
     else:
-        many = w.endswith("-flows")
+        many = WORKLOADS[w].clients > 1
         lines += ["", "sockperf ping-pong (`sockperf pp --full-rtt`): each flow is one client socket"
                   " sending a datagram and waiting for the sockperf server's reply before the next one"
                   " (one datagram in flight per flow), so a round trip is two datagrams through the"
@@ -405,8 +434,15 @@ def udp_table(run, w):
                   " warm-up included (the CPU window covers it); per datagram it is half of that."
                   " sockperf never resends, so a lost datagram stalls its flow: a sample where a flow"
                   " stood waiting for more than 10% of its run is counted as failed.", ""]
-    if na_notes:
-        lines += ["n/a: " + "; ".join(na_notes) + ".", ""]
+    return lines + notes(run, w, na_notes)
+
+
+def notes(run, w, na_notes):
+    """Under a workload's table: why some subjects are n/a, and what ‡ means."""
+    lines = ["n/a: " + "; ".join(na_notes) + ".", ""] if na_notes else []
+    if any(map(run.shared, (s for s in run.samples if s["workload"] == w))):
+        lines += [f"‡ at least one sample was taken while other processes used more than"
+                  f" {run.shared_pct:.0f}% of a core (see the top of this summary).", ""]
     return lines
 
 
@@ -425,7 +461,7 @@ def memory_table(run):
         return []
     m = run.meta
     count = m.get("hold_connections", 5000)
-    lines = [f"## Memory: {count:,} idle connections held",
+    lines = [run.heading(f"Memory: {count:,} idle connections held"),
              "",
              f"Per measurement a fresh instance of each forwarder (one rule, {m.get('forwarder_workers', '?')}"
              f" workers/threads, limits sized for the hold) forwards to an idle backend that accepts"
@@ -484,23 +520,59 @@ def memory_table(run):
     return lines + [""]
 
 
+def sample_name(s):
+    return (f"round {s['round']} {s['workload']} {s['subject']}"
+            + (f" ({s['topology']})" if s.get("topology") else ""))
+
+
 def problems(run):
     lines = []
     for s in run.samples:
         if s["status"] == "n/a":
             continue
         if s["status"] != "ok":
-            lines.append(f"- round {s['round']} {s['workload']} {s['subject']}: **failed**: {s.get('error')}")
+            lines.append(f"- {sample_name(s)}: **failed**: {s.get('error')}")
         elif s.get("warning"):
-            lines.append(f"- round {s['round']} {s['workload']} {s['subject']}: {s['warning']}")
+            lines.append(f"- {sample_name(s)}: {s['warning']}")
     return (["## Problems", ""] + lines + [""]) if lines else []
 
 
-def summary(run):
-    lines = header(run) + overview(run)
+def shared_machine(run):
+    """Whether other processes shared the machine, sample by sample (runs from before
+    foreign_cpu_pct was recorded cannot say)."""
+    measured = [s for s in run.samples if s.get("foreign_cpu_pct") is not None]
+    if not measured:
+        return []
+    shared = [s for s in measured if run.shared(s)]
+    if not shared:
+        top = max(measured, key=lambda s: s["foreign_cpu_pct"])
+        return [f"- machine not shared: in no sample did other processes use more than"
+                f" {run.shared_pct:.0f}% of a core (median"
+                f" {statistics.median(s['foreign_cpu_pct'] for s in measured):.1f}%, highest"
+                f" {top['foreign_cpu_pct']:.1f}% in {sample_name(top)})"]
+    which = "; ".join(f"{sample_name(s)}: {s['foreign_cpu_pct']:.0f}%"
+                      + (f" ({s['foreign_top']})" if s.get("foreign_top") else "") for s in shared)
+    return [f"- **shared machine: {len(shared)} of {len(measured)} samples** were taken while other"
+            f" processes used more than {run.shared_pct:.0f}% of a core (marked ‡ in the tables;"
+            f" their figures are suspect): {which}"]
+
+
+def topology_heading(name):
+    doc = TOPOLOGIES[name].doc if name in TOPOLOGIES else ""
+    return [f"## Topology: {name}", ""] + ([doc[0].upper() + doc[1:] + ".", ""] if doc else [])
+
+
+def sections(run):
+    lines = overview(run)
     for w in run.workloads:
         lines += workload_table(run, w)
-    lines += memory_table(run)
+    return lines + memory_table(run)
+
+
+def summary(run):
+    lines = header(run)
+    for view in run.views():
+        lines += (topology_heading(view.topology) if view.topology else []) + sections(view)
     lines += problems(run)
     return "\n".join(lines)
 
@@ -529,49 +601,37 @@ def _bars(ax, groups, subjects, color_of, value, title, ylabel):
     ax.set_title(title, fontsize=10)
 
 
-def chart(run, path):
-    """One full-width panel each: headline ratio vs haproxy per workload, CPU ratio vs
-    haproxy per workload, and (memory workload) RSS/PSS ratio vs haproxy."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")  # no display here, and none needed
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "chart.png not written: matplotlib is not installed for this python3"
+def panels(run):
+    """The chart's panels for one run or topology: headline ratio vs haproxy per
+    workload, CPU ratio vs haproxy per workload, and (memory workload) RSS/PSS ratio
+    vs haproxy. Each is (groups, subjects, value(subject, group), title)."""
     rates = any(run.ok(w, reference_for(w)) for w in run.workloads)
-    memory = bool(run.held(REFERENCE))
-    if not rates and not memory:
-        return (f"chart.png not written: no successful {REFERENCE}"
-                + (f" or {UDP_REFERENCE}" if run.udp_workloads else "") + " sample to compare against")
-
-    colors = plt.get_cmap("tab10")
-    color_of = {s: colors(i % 10) for i, s in enumerate(run.subjects)}
-    ylabel = f"ratio to {REFERENCE} (median of rounds)" if not run.udp_workloads else \
-        f"ratio to {REFERENCE} / {UDP_REFERENCE} (median of rounds)"
+    # A topology's panels say which one they are.
+    where = f"{run.topology}: " if run.topology else ""
     # UDP groups are divided by nginx stream's figure (HAProxy 2.6 has no UDP).
     udp_note = f"; UDP vs {UDP_REFERENCE}" if run.udp_workloads else ""
-    short = [SHORT[w] for w in run.workloads]
-    panels = []
+    labels = [short(w) for w in run.workloads]
+    out = []
     if rates:
         def rate_value(idx):
             def value(subject, label):
-                w = run.workloads[short.index(label)]
-                key = WORKLOADS[w][idx]
+                w = run.workloads[labels.index(label)]
+                key = figures(w)[idx]
                 return ratio(run.median(w, subject, key), run.median(w, reference_for(w), key)), ""
             return value
-        panels.append((short, run.subjects, rate_value(1),
-                       f"Throughput / request rate vs {REFERENCE}{udp_note} (higher is better"
-                       + ("; n/a has no bar)" if any(w.startswith("proxy-") or is_udp(w) for w in run.workloads)
-                          else ")")))
-        panels.append((short, [s for s in run.subjects if s != DIRECT], rate_value(3),
-                       f"Forwarder CPU per GB / per request / per round trip / per datagram vs {REFERENCE}{udp_note}"
-                       " (lower is better)"))
-    if memory:
+        out.append((labels, run.subjects, rate_value(1),
+                    f"{where}Throughput / request rate vs {REFERENCE}{udp_note} (higher is better"
+                    + ("; n/a has no bar)" if any(is_proxy(w) or is_udp(w) for w in run.workloads)
+                       else ")")))
+        out.append((labels, [s for s in run.subjects if s != DIRECT], rate_value(3),
+                    f"{where}Forwarder CPU per GB / per request / per round trip / per datagram vs"
+                    f" {REFERENCE}{udp_note} (lower is better)"))
+    if run.held(REFERENCE):
         count = run.meta.get("hold_connections", 5000)
-        labels = {label: key for key, label in MEMORY_BARS}
+        keys = {label: key for key, label in MEMORY_BARS}
 
         def mem_value(subject, label):
-            key = labels[label]
+            key = keys[label]
             complete = run.complete(subject)
             # A failed hold still shows its figure, marked: it held fewer connections
             # (its idle figure is as good as anyone's).
@@ -579,24 +639,45 @@ def chart(run, path):
             suffix = "" if complete or key == "rss_idle_kib" else "†"
             ref = median_of(run.complete(REFERENCE) or run.held(REFERENCE), key)
             return ratio(median_of(chosen, key), ref), suffix
-        panels.append(([label for _, label in MEMORY_BARS], run.memory_subjects(), mem_value,
-                       f"Forwarder memory vs {REFERENCE}, idle and holding {count:,} idle connections"
-                       " (lower is better; † = hold incomplete, fewer connections)"))
+        out.append(([label for _, label in MEMORY_BARS], run.memory_subjects(), mem_value,
+                    f"{where}Forwarder memory vs {REFERENCE}, idle and holding {count:,} idle connections"
+                    " (lower is better; † = hold incomplete, fewer connections)"))
+    return out
 
-    fig, axes = plt.subplots(len(panels), 1, figsize=(15, 4.3 * len(panels) + 0.8), squeeze=False)
-    for ax, (groups, subjects, value, title) in zip(axes[:, 0], panels):
+
+def chart(run, path):
+    """One full-width panel each (see panels), per topology."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")  # no display here, and none needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "chart.png not written: matplotlib is not installed for this python3"
+    colors = plt.get_cmap("tab10")
+    color_of = {s: colors(i % 10) for i, s in enumerate(run.subjects)}
+    shown_panels = [p for view in run.views() for p in panels(view)]
+    if not shown_panels:
+        return (f"chart.png not written: no successful {REFERENCE}"
+                + (f" or {UDP_REFERENCE}" if run.udp_workloads else "") + " sample to compare against")
+    ylabel = f"ratio to {REFERENCE} (median of rounds)" if not run.udp_workloads else \
+        f"ratio to {REFERENCE} / {UDP_REFERENCE} (median of rounds)"
+
+    height = 4.3 * len(shown_panels) + 0.8
+    fig, axes = plt.subplots(len(shown_panels), 1, figsize=(15, height), squeeze=False)
+    for ax, (groups, subjects, value, title) in zip(axes[:, 0], shown_panels):
         _bars(ax, groups, subjects, color_of, value, title, ylabel)
     # One legend for every panel, under them: inside, it covers bars. Built from the
     # colours, since a subject with no bar in a panel (n/a) has no usable handle there.
     from matplotlib.patches import Patch
-    shown = [s for s in run.subjects if any(s in subjects for _, subjects, _, _ in panels)]
+    shown = [s for s in run.subjects if any(s in subjects for _, subjects, _, _ in shown_panels)]
     fig.legend([Patch(color=color_of[s]) for s in shown], shown, loc="lower center",
                ncol=len(shown), fontsize=9, frameon=False)
     m = run.meta
     fig.suptitle(f"portunus-uring peers — {m.get('date_utc', '?')}, {m.get('nproc', '?')} cores,"
                  f" kernel {m.get('kernel', '?')}, {m.get('rounds', '?')} round(s) ×"
                  f" {m.get('duration_secs', '?')} s", fontsize=11)
-    fig.tight_layout(rect=(0, 0.8 / (4.3 * len(panels) + 0.8), 1, 1))
+    # Fixed strips for the legend below and the title above, whatever the panel count.
+    fig.tight_layout(rect=(0, 0.8 / height, 1, 1 - 0.35 / height))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
