@@ -97,7 +97,8 @@ let package = Package(
         // (and the simulator's seeded generator, so there is one).
         .target(name: "TestSupport", dependencies: ["PortunusSimulator"], path: "Tests/TestSupport"),
         .testTarget(name: "PortunusRingTests", dependencies: ["PortunusRing"]),
-        .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig"]),
+        // TestSupport for runFiltering: Python's tomllib is the TOML parser's oracle.
+        .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig", "TestSupport"]),
         .testTarget(name: "PortunusProxyProtocolTests", dependencies: ["PortunusProxyProtocol"]),
         .testTarget(name: "PortunusResolverTests", dependencies: ["PortunusResolver", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PortunusSimulatorTests", dependencies: ["PortunusSimulator", "TestSupport"]),
