@@ -214,6 +214,7 @@ public struct TOMLParser {
     /// `[a.b]` or `[[a.b]]`: the table that the following key/value pairs go into, and its path.
     private mutating func parseHeader(_ builder: inout TOMLTableBuilder)
         throws(TOMLSyntaxError) -> (TOMLTableBuilder.TableID, [TOMLTableBuilder.KeyPart]) {
+        let headerAt = position(of: mark)
         offset += 1
         let isArray = peek(is: "[")
         if isArray { offset += 1 }
@@ -225,7 +226,8 @@ public struct TOMLParser {
             guard peek(is: "]") else { throw fail("expected \(close), found \(describe(offset))") }
             offset += 1
         }
-        let table = isArray ? try builder.openArrayElement(path) : try builder.openTable(path)
+        let table = isArray ? try builder.openArrayElement(path, headerAt: headerAt)
+            : try builder.openTable(path, headerAt: headerAt)
         return (table, path)
     }
 

@@ -45,50 +45,57 @@ struct TOMLTableBuilder {
 
     private struct Table {
         var origin: Origin
+        /// Where it was made or defined, for "already defined at" messages: the
+        /// header's '[' once a header defines it, else the key part that made it.
+        var definedAt: TOMLPosition
         var entries = KeyedList<Entry>()
     }
 
-    private var tables = [Table(origin: .header)]
+    private var tables = [Table(origin: .header, definedAt: TOMLPosition(line: 1, column: 1))]
 
-    /// `[a.b.c]`: the table the header opens, defining it.
-    mutating func openTable(_ path: [KeyPart]) throws(TOMLSyntaxError) -> TableID {
-        let parent = try walkToParent(of: path)
+    /// `[a.b.c]`: the table the header opens, defining it. Errors point at the
+    /// header's '[' (`headerAt`), where toml++ pointed too.
+    mutating func openTable(_ path: [KeyPart], headerAt: TOMLPosition) throws(TOMLSyntaxError) -> TableID {
+        let parent = try walkToParent(of: path, headerAt: headerAt)
         let last = path[path.count - 1]
         guard let at = tables[parent].entries.index(of: last.name) else {
-            return add(last, origin: .header, to: parent)
+            let id = add(last, origin: .header, to: parent)
+            tables[id].definedAt = headerAt
+            return id
         }
         let entry = tables[parent].entries[at]
         let name = Self.dotted(path)
         switch entry.slot {
         case .table(let id):
+            let earlier = tables[id].definedAt
             switch tables[id].origin {
             case .implicit:
                 tables[id].origin = .header
+                tables[id].definedAt = headerAt
                 return id
             case .header:
-                throw TOMLSyntaxError(position: last.position,
-                                      message: "table [\(name)] is already defined at \(entry.position)")
+                throw TOMLSyntaxError(position: headerAt, message: "table [\(name)] is already defined at \(earlier)")
             case .dotted:
-                throw TOMLSyntaxError(position: last.position,
-                                      message: "table [\(name)] is already defined by dotted keys at \(entry.position)")
+                throw TOMLSyntaxError(position: headerAt,
+                                      message: "table [\(name)] is already defined by dotted keys at \(earlier)")
             }
-        case .tables:
-            throw TOMLSyntaxError(position: last.position,
-                                  message: "\(name) is an array of tables (at \(entry.position)); "
+        case .tables(let ids):
+            throw TOMLSyntaxError(position: headerAt,
+                                  message: "\(name) is an array of tables (at \(tables[ids[0]].definedAt)); "
                                       + "write [[\(name)]] to add an element to it")
         case .value(let value):
-            throw TOMLSyntaxError(position: last.position,
+            throw TOMLSyntaxError(position: headerAt,
                                   message: "cannot define table [\(name)]: \(name) is already "
                                       + "\(value.kindName) (at \(entry.position))")
         }
     }
 
     /// `[[a.b.c]]`: a new table appended to the array `a.b.c` (made when absent).
-    mutating func openArrayElement(_ path: [KeyPart]) throws(TOMLSyntaxError) -> TableID {
-        let parent = try walkToParent(of: path)
+    mutating func openArrayElement(_ path: [KeyPart], headerAt: TOMLPosition) throws(TOMLSyntaxError) -> TableID {
+        let parent = try walkToParent(of: path, headerAt: headerAt)
         let last = path[path.count - 1]
         guard let at = tables[parent].entries.index(of: last.name) else {
-            let id = newTable(.header)
+            let id = newTable(.header, definedAt: headerAt)
             tables[parent].entries.append(Entry(key: last.name, position: last.position, slot: .tables([id])))
             return id
         }
@@ -96,21 +103,21 @@ struct TOMLTableBuilder {
         let name = Self.dotted(path)
         switch entry.slot {
         case .tables(var ids):
-            let id = newTable(.header)
+            let id = newTable(.header, definedAt: headerAt)
             // Moved out before appending so the array is not copied: each element stays O(1).
             tables[parent].entries[at].slot = .tables([])
             ids.append(id)
             tables[parent].entries[at].slot = .tables(ids)
             return id
-        case .table:
-            throw TOMLSyntaxError(position: last.position,
-                                  message: "cannot define [[\(name)]]: \(name) is already a table (at \(entry.position))")
+        case .table(let id):
+            throw TOMLSyntaxError(position: headerAt, message: "cannot define [[\(name)]]: \(name) is already "
+                                      + "a table (at \(tables[id].definedAt))")
         case .value(.array):
-            throw TOMLSyntaxError(position: last.position,
+            throw TOMLSyntaxError(position: headerAt,
                                   message: "cannot add to \(name) with [[\(name)]]: it is an array "
                                       + "written as a value (at \(entry.position)), which cannot be extended")
         case .value(let value):
-            throw TOMLSyntaxError(position: last.position,
+            throw TOMLSyntaxError(position: headerAt,
                                   message: "cannot define [[\(name)]]: \(name) is already "
                                       + "\(value.kindName) (at \(entry.position))")
         }
@@ -133,13 +140,14 @@ struct TOMLTableBuilder {
             case .table(let id) where tables[id].origin != .header:
                 tables[id].origin = .dotted
                 current = id
-            case .table:
+            case .table(let id):
                 throw TOMLSyntaxError(position: valueAt,
                                       message: "dotted keys cannot add to table [\(name)], which its header "
-                                          + "defines (at \(entry.position)); write the key under that header")
-            case .tables:
+                                          + "defines (at \(tables[id].definedAt)); write the key under that header")
+            case .tables(let ids):
                 throw TOMLSyntaxError(position: valueAt,
-                                      message: "dotted keys cannot add to \(name), an array of tables (at \(entry.position))")
+                                      message: "dotted keys cannot add to \(name), an array of tables "
+                                          + "(at \(tables[ids[0]].definedAt))")
             case .value(let existing):
                 throw TOMLSyntaxError(position: valueAt,
                                       message: "cannot define \(Self.dotted(section + path)): \(name) is already "
@@ -172,7 +180,7 @@ struct TOMLTableBuilder {
     /// Walks the header path `path` minus its last part, making the tables
     /// that do not exist yet; through an array of tables it goes into the
     /// last element, as TOML 1.0 says headers below `[[a]]` do.
-    private mutating func walkToParent(of path: [KeyPart]) throws(TOMLSyntaxError) -> TableID {
+    private mutating func walkToParent(of path: [KeyPart], headerAt: TOMLPosition) throws(TOMLSyntaxError) -> TableID {
         var current = TOMLTableBuilder.root
         for (depth, part) in path.dropLast().enumerated() {
             guard let at = tables[current].entries.index(of: part.name) else {
@@ -185,7 +193,7 @@ struct TOMLTableBuilder {
             case .tables(let ids): current = ids[ids.count - 1]
             case .value(let value):
                 let name = Self.dotted(path[...depth])
-                throw TOMLSyntaxError(position: part.position,
+                throw TOMLSyntaxError(position: headerAt,
                                       message: "cannot define [\(Self.dotted(path))]: \(name) is already "
                                           + "\(value.kindName) (at \(entry.position))"
                                           + (value.table != nil || value.array != nil ? ", which cannot be extended" : ""))
@@ -195,13 +203,13 @@ struct TOMLTableBuilder {
     }
 
     private mutating func add(_ part: KeyPart, origin: Origin, to parent: TableID) -> TableID {
-        let id = newTable(origin)
+        let id = newTable(origin, definedAt: part.position)
         tables[parent].entries.append(Entry(key: part.name, position: part.position, slot: .table(id)))
         return id
     }
 
-    private mutating func newTable(_ origin: Origin) -> TableID {
-        tables.append(Table(origin: origin))
+    private mutating func newTable(_ origin: Origin, definedAt: TOMLPosition) -> TableID {
+        tables.append(Table(origin: origin, definedAt: definedAt))
         return tables.count - 1
     }
 

@@ -173,32 +173,34 @@ struct TOMLMalformedTests {
     ])
     func headers(row: MalformedCase) { check(row) }
 
+    /// A redefined key is reported where its new value starts, a redefined
+    /// table at its header's '[' (both where toml++ reported them).
     @Test("redefinitions", arguments: [
         MalformedCase("[[rule]]\nname = \"a\"\nname = \"b\"\n", 3, 8, "key rule.name is already defined at 2:1"),
         MalformedCase("a = 1\n\"a\" = 2", 2, 7, "key a is already defined at 1:1"),
         MalformedCase("\"\\u0061\" = 1\na = 2", 2, 5, "key a is already defined at 1:1"),
         MalformedCase("a = 1\na.b = 2", 2, 7, "cannot define a.b: a is already an integer (at 1:1)"),
         MalformedCase("a.b = 1\na = 2", 2, 5, "key a is already defined at 1:1"),
-        MalformedCase("a = 1\n[a]", 2, 2, "cannot define table [a]: a is already an integer (at 1:1)"),
-        MalformedCase("[a]\n[a]", 2, 2, "table [a] is already defined at 1:2"),
-        MalformedCase("[a.b]\n[a]\n[a.b]", 3, 4, "table [a.b] is already defined at 1:4"),
-        MalformedCase("[a]\n[[a]]", 2, 3, "cannot define [[a]]: a is already a table (at 1:2)"),
-        MalformedCase("[[a]]\n[a]", 2, 2, "a is an array of tables (at 1:3); write [[a]] to add an element to it"),
-        MalformedCase("[fruit]\napple.color = 1\n[fruit.apple]", 3, 8,
+        MalformedCase("a = 1\n[a]", 2, 1, "cannot define table [a]: a is already an integer (at 1:1)"),
+        MalformedCase("[a]\n[a]", 2, 1, "table [a] is already defined at 1:1"),
+        MalformedCase("[a.b]\n[a]\n[a.b]", 3, 1, "table [a.b] is already defined at 1:1"),
+        MalformedCase("[a]\n[[a]]", 2, 1, "cannot define [[a]]: a is already a table (at 1:1)"),
+        MalformedCase("[[a]]\n[a]", 2, 1, "a is an array of tables (at 1:1); write [[a]] to add an element to it"),
+        MalformedCase("[fruit]\napple.color = 1\n[fruit.apple]", 3, 1,
                       "table [fruit.apple] is already defined by dotted keys at 2:1"),
-        MalformedCase("a.b = 1\n[a]", 2, 2, "table [a] is already defined by dotted keys at 1:1"),
+        MalformedCase("a.b = 1\n[a]", 2, 1, "table [a] is already defined by dotted keys at 1:1"),
         MalformedCase("[a.b]\nx = 1\n[a]\nb.y = 2", 4, 7,
-                      "dotted keys cannot add to table [a.b], which its header defines (at 1:4)"),
-        MalformedCase("[[x.arr]]\n[x]\narr.y = 1", 3, 9, "dotted keys cannot add to x.arr, an array of tables (at 1:5)"),
-        MalformedCase("a = { b = 1 }\n[a]", 2, 2, "cannot define table [a]: a is already an inline table (at 1:1)"),
-        MalformedCase("a = { b = 1 }\n[a.c]", 2, 2, "a is already an inline table (at 1:1), which cannot be extended"),
+                      "dotted keys cannot add to table [a.b], which its header defines (at 1:1)"),
+        MalformedCase("[[x.arr]]\n[x]\narr.y = 1", 3, 9, "dotted keys cannot add to x.arr, an array of tables (at 1:1)"),
+        MalformedCase("a = { b = 1 }\n[a]", 2, 1, "cannot define table [a]: a is already an inline table (at 1:1)"),
+        MalformedCase("a = { b = 1 }\n[a.c]", 2, 1, "a is already an inline table (at 1:1), which cannot be extended"),
         MalformedCase("a = { b = 1 }\na.c = 2", 2, 7, "cannot define a.c: a is already an inline table (at 1:1)"),
-        MalformedCase("a = []\n[[a]]", 2, 3, "it is an array written as a value (at 1:1), which cannot be extended"),
-        MalformedCase("a = [{ b = 1 }]\n[a.c]", 2, 2, "a is already an array (at 1:1), which cannot be extended"),
-        MalformedCase("a = 1\n[[a]]", 2, 3, "cannot define [[a]]: a is already an integer"),
+        MalformedCase("a = []\n[[a]]", 2, 1, "it is an array written as a value (at 1:1), which cannot be extended"),
+        MalformedCase("a = [{ b = 1 }]\n[a.c]", 2, 1, "a is already an array (at 1:1), which cannot be extended"),
+        MalformedCase("a = 1\n[[a]]", 2, 1, "cannot define [[a]]: a is already an integer"),
         MalformedCase("a = { b = 1, b = 2 }", 1, 18, "key b is already defined at 1:7"),
         MalformedCase("a = { b.c = 1, b = 2 }", 1, 20, "key b is already defined at 1:7"),
-        MalformedCase("[t]\na.b = 1\n[t.a]", 3, 4, "table [t.a] is already defined by dotted keys at 2:1"),
+        MalformedCase("[t]\na.b = 1\n[t.a]", 3, 1, "table [t.a] is already defined by dotted keys at 2:1"),
     ])
     func redefinitions(row: MalformedCase) { check(row) }
 
