@@ -23,7 +23,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // liburing from Debian's liburing-dev; shim.h re-exports what Swift cannot import.
@@ -49,11 +48,10 @@ let package = Package(
         ),
         // The only Swift code that imports CLiburing.
         .target(name: "PortunusRing", dependencies: ["CLiburing"]),
-        // TOML -> validated, immutable, typed model. Knows nothing of io_uring.
-        .target(
-            name: "PortunusConfig",
-            dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]
-        ),
+        // TOML -> validated, immutable, typed model. Knows nothing of io_uring. Its TOML 1.0
+        // parser is its own, standard library only: TOMLKit pulled Foundation (7 MB resident)
+        // into the forwarder and never freed a parsed table.
+        .target(name: "PortunusConfig"),
         // PROXY protocol v1/v2 encode and decode: pure Swift, no Foundation, no liburing.
         .target(name: "PortunusProxyProtocol"),
         // Workers (one ring per core), connection slab, relay state machines.
@@ -99,7 +97,8 @@ let package = Package(
         // (and the simulator's seeded generator, so there is one).
         .target(name: "TestSupport", dependencies: ["PortunusSimulator"], path: "Tests/TestSupport"),
         .testTarget(name: "PortunusRingTests", dependencies: ["PortunusRing"]),
-        .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig"]),
+        // TestSupport for runFiltering: Python's tomllib is the TOML parser's oracle.
+        .testTarget(name: "PortunusConfigTests", dependencies: ["PortunusConfig", "TestSupport"]),
         .testTarget(name: "PortunusProxyProtocolTests", dependencies: ["PortunusProxyProtocol"]),
         .testTarget(name: "PortunusResolverTests", dependencies: ["PortunusResolver", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PortunusSimulatorTests", dependencies: ["PortunusSimulator", "TestSupport"]),

@@ -32,7 +32,8 @@ let package = Package(
         // a note that it skips preloading it).
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        // The same TOML parser PortunusConfig uses: the config suite's peer.
+        // The config suite's peer: the TOML parser PortunusConfig used before it had its own
+        // (TOMLKit, over the C++ toml++).
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
@@ -46,7 +47,8 @@ let package = Package(
             path: "Benchmarks/ProxyCodec",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
-        // ConfigLoader.parse of a generated 1,000-rule file, against TOMLKit alone.
+        // ConfigLoader.parse of a generated 1,000-rule file and our TOML parser alone on it,
+        // against TOMLKit alone.
         .executableTarget(
             name: "ConfigParseBenchmarks",
             dependencies: [

@@ -17,8 +17,8 @@ public struct ConfigDiagnostic: Sendable, Equatable, CustomStringConvertible {
     /// or qualified by its table (`stats.refresh_ms`). A rule without a usable
     /// name is named by position instead: `rule[2].listen_port`.
     public let key: String?
-    /// 1-based line, when known. TOMLKit reports positions for syntax errors
-    /// only, so validation problems carry the rule and key instead.
+    /// 1-based line, when known: syntax errors carry one; validation problems
+    /// name the rule and key instead, which is how they have always printed.
     public let line: Int?
     /// 1-based column, when known.
     public let column: Int?

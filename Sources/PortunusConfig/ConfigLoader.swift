@@ -1,12 +1,4 @@
 // Entry points: file -> text -> TOML -> validated Configuration.
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-import TOMLKit
 
 /// Loads and validates portunus-uring configuration files (SPEC.md §2).
 ///
@@ -55,35 +47,13 @@ public enum ConfigLoader {
     }
 
     private static func parseTOML(_ text: String, path: String) throws(ConfigError) -> TOMLTable {
-        // TOMLKit hands toml++ a C string, which would silently end at a NUL
-        // and drop the rest of the file; TOML forbids NUL anyway.
-        if let nul = text.utf8.firstIndex(of: 0) {
-            let (line, column) = position(of: nul, in: text)
-            throw syntaxError(path: path, line: line, column: column,
-                              message: "NUL character; the file is not TOML text")
-        }
         do {
-            return try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw syntaxError(path: path, line: error.source.begin.line, column: error.source.begin.column,
-                              message: error.description)
+            return try TOMLParser.parse(text)
         } catch {
-            throw syntaxError(path: path, line: nil, column: nil, message: "\(error)")
+            throw ConfigError(path: path, diagnostics: [ConfigDiagnostic(
+                code: ConfigDiagnostic.Code.parseSyntax, line: error.position.line, column: error.position.column,
+                message: error.message, path: path)])
         }
-    }
-
-    private static func syntaxError(path: String, line: Int?, column: Int?, message: String) -> ConfigError {
-        ConfigError(path: path, diagnostics: [ConfigDiagnostic(
-            code: ConfigDiagnostic.Code.parseSyntax, line: line, column: column, message: message, path: path)])
-    }
-
-    /// 1-based line and column (in Unicode scalars, as toml++ counts) of a UTF-8 offset.
-    private static func position(of index: String.UTF8View.Index, in text: String) -> (Int, Int) {
-        var line = 1, column = 1
-        for scalar in text[..<index].unicodeScalars {
-            if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
-        }
-        return (line, column)
     }
 }
 

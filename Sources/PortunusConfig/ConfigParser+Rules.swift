@@ -1,6 +1,5 @@
 // `[[rule]]` entries: name, protocol, listen ports, overrides, and the checks
 // that tie a rule's listen range to its targets.
-import TOMLKit
 
 /// What is known about one rule after its own checks; the cross-rule checks
 /// work from this even when the rule itself is invalid.

@@ -1,7 +1,6 @@
 // A rule's upstreams: `target = "host:port"` or `targets = [ { host, port,
 // priority, proxy_protocol }, ... ]`, including the PROXY protocol checks the
 // seed document names.
-import TOMLKit
 
 /// One `targets` entry (or the `target` string) as far as it could be parsed;
 /// the parts that are known still feed the width checks.
@@ -62,7 +61,7 @@ extension ConfigParser {
         }
     }
 
-    private func parseTargetEntry(_ element: TOMLValueConvertible, index: Int, rule: TableReader,
+    private func parseTargetEntry(_ element: TOMLValue, index: Int, rule: TableReader,
                                   proto: TransportProtocol?) -> ParsedTarget {
         let prefix = "targets[\(index)]"
         var parsed = ParsedTarget(fileIndex: index, portKey: prefix + ".port")
@@ -103,7 +102,7 @@ extension ConfigParser {
                                "every target needs a port")
             return nil
         }
-        if let int = value.int {
+        if let int = value.integer.flatMap({ Int(exactly: $0) }) {
             return report(PortRange.validatePort(int).map { PortRange(port: $0) }, reader, key: "port")
         }
         if let text = value.string {

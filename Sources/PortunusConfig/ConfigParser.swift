@@ -1,7 +1,6 @@
 // TOML document -> Configuration: the top level and the three settings
 // sections. Rules are in ConfigParser+Rules.swift, their targets in
 // ConfigParser+Targets.swift, checks across rules in ConfigParser+Overlap.swift.
-import TOMLKit
 
 /// One validation pass over a parsed TOML document. Every problem goes to
 /// `sink`; `parse` returns a configuration only when there were none.

@@ -1,7 +1,6 @@
-// Typed, diagnosing access to TOMLKit tables. Every lookup that fails reports
-// and returns nil instead of throwing, so one pass over the file collects
-// every problem (SPEC.md §2: "all reported, not only the first").
-import TOMLKit
+// Typed, diagnosing access to parsed TOML tables. Every lookup that fails
+// reports and returns nil instead of throwing, so one pass over the file
+// collects every problem (SPEC.md §2: "all reported, not only the first").
 
 /// Accumulates the diagnostics of one load. A class so the section, rule and
 /// target readers can all append to the same list without threading `inout`
@@ -54,7 +53,7 @@ struct TableReader {
 
     func has(_ key: String) -> Bool { table[key] != nil }
 
-    func value(_ key: String) -> TOMLValueConvertible? { table[key] }
+    func value(_ key: String) -> TOMLValue? { table[key] }
 
     /// The string at `key`; nil when absent or (reported) not a string.
     func string(_ key: String, hint: String? = nil) -> String? {
@@ -70,7 +69,8 @@ struct TableReader {
     /// Floats are rejected rather than truncated: `1.5` seconds is a mistake.
     func integer(_ key: String, hint: String? = nil) -> Int? {
         guard let value = table[key] else { return nil }
-        guard let int = value.int else {
+        // Int is 64 bits wherever this runs, so every TOML integer fits.
+        guard let int = value.integer.flatMap({ Int(exactly: $0) }) else {
             wrongType(key, expected: "an integer", found: value, hint: hint)
             return nil
         }
@@ -111,14 +111,14 @@ struct TableReader {
         return value
     }
 
-    func wrongType(_ key: String, expected: String, found value: TOMLValueConvertible, hint: String?) {
+    func wrongType(_ key: String, expected: String, found value: TOMLValue, hint: String?) {
         var message = "expected \(expected), found \(value.typeDescription)"
         if let hint { message += "; \(hint)" }
         sink.report(ConfigDiagnostic.Code.wrongType, scope, key: key, message)
     }
 
-    /// Reports every key not in `known`, sorted so output is stable (toml++
-    /// does not keep the file's key order within a table).
+    /// Reports every key not in `known`, sorted by name as they always were
+    /// (toml++ did not keep the file's order), so the output did not change.
     func reportUnknownKeys(known: Set<String>) {
         for key in table.keys.sorted() where !known.contains(key) {
             var message = "unknown key \(quoted(key)) in \(scope.place)"
@@ -132,8 +132,8 @@ struct TableReader {
 
 /// A string in double quotes with `"`, `\\` and control characters escaped
 /// as TOML would write them, so stray whitespace or odd bytes stay visible.
-/// (Not `debugDescription`: TOMLKit redefines it on String to return the
-/// string unquoted.)
+/// (Not `debugDescription`: it spells control characters Swift's way,
+/// `\u{7F}`, not TOML's.)
 func quoted(_ text: some StringProtocol) -> String {
     var result = "\""
     for scalar in text.unicodeScalars {
@@ -157,20 +157,20 @@ extension CaseIterable where Self: RawRepresentable, RawValue == String {
     static var choices: String { allCases.map { quoted($0.rawValue) }.joined(separator: ", ") }
 }
 
-extension TOMLValueConvertible {
+extension TOMLValue {
     /// The value's type in words, with the value itself for scalars:
     /// `a string ("2222")`, `a floating-point number (1.5)`, `a table`.
     var typeDescription: String {
-        switch type {
-        case .string: "a string (\(quoted(string ?? "")))"
-        case .int: "an integer (\(int.map(String.init) ?? ""))"
-        case .double: "a floating-point number (\(double.map { "\($0)" } ?? ""))"
-        case .bool: "a boolean (\(bool.map(String.init) ?? ""))"
+        switch self {
+        case .string(let text): "a string (\(quoted(text)))"
+        case .integer(let int): "an integer (\(int))"
+        case .float(let double): "a floating-point number (\(double))"
+        case .boolean(let bool): "a boolean (\(bool))"
         case .table: "a table"
         case .array: "an array"
-        case .date: "a date"
-        case .time: "a time"
-        case .dateTime: "a date-time"
+        case .localDate: "a date"
+        case .localTime: "a time"
+        case .localDateTime, .offsetDateTime: "a date-time"
         }
     }
 }
