@@ -182,8 +182,9 @@ final class StatsSocketReader {
         // 30 more rules make each snapshot ~10 KB, so a client that stops reading fills its
         // 64 KiB socket buffer within a few snapshots.
         var extra = ""
-        for i in 0..<30 { extra += "[[rule]]\nname = \"filler-\(i)\"\nlisten_port = \(freePort())\ntarget = \"127.0.0.1:\(backend.port)\"\n" }
-        let forwarder = try ForwarderProcess(config: Self.config(tcpListen: freePort(), tcpTarget: backend.port, udpListen: freeUDPListenPort(),
+        let ports = freePorts(31)
+        for i in 0..<30 { extra += "[[rule]]\nname = \"filler-\(i)\"\nlisten_port = \(ports[i])\ntarget = \"127.0.0.1:\(backend.port)\"\n" }
+        let forwarder = try ForwarderProcess(config: Self.config(tcpListen: ports[30], tcpTarget: backend.port, udpListen: freeUDPListenPort(),
                                                                  udpTarget: 9, extraRules: extra))
         defer { forwarder.stop() }
         let stalled = try StatsSocketReader(forwarder.statsSocketPath)

@@ -122,6 +122,19 @@ public func freePort(_ host: String = "127.0.0.1") -> UInt16 {
     return TestSocket(fd: dup(fd)).localAddress.port
 }
 
+/// `count` distinct ports nobody listens on right now. Each is held bound until the
+/// last is picked: closed one by one, the kernel may hand the same port out twice, and
+/// two rules on one port are a config error.
+public func freePorts(_ count: Int, _ host: String = "127.0.0.1") -> [UInt16] {
+    let v6 = host.contains(":")
+    let sockets = (0..<count).map { _ in
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        _ = withSocketAddress(host, 0) { bind(fd, $0, $1) }
+        return TestSocket(fd: fd)
+    }
+    return sockets.map(\.localAddress.port)
+}
+
 /// Whether a wildcard TCP bind of `port` succeeds right now (IPv4 and IPv6).
 public func canBind(port: UInt16) -> Bool {
     for v6 in [false, true] {
