@@ -7,9 +7,9 @@ public enum RelayMode: String, Sendable, CaseIterable {
     /// idle connection holds no buffer. As cheap as `auto` on short exchanges; on bulk
     /// streams it copies every byte twice (README, "Relay paths").
     case buffers
-    /// splice through a pipe: a half waits for readiness with a poll (holding no pipe
-    /// and no io-wq thread), then takes a pipe from the worker's pool for as long as it
-    /// streams. Fewer copies on bulk streams. When the worker's pipe budget is spent, a
+    /// splice through a pipe: a half waits for readiness with a poll (holding no pipe),
+    /// then takes a pipe from the worker's pool for as long as it streams, and splices
+    /// with splice(2) calls of the worker's own. Fewer copies on bulk streams. When the worker's pipe budget is spent, a
     /// half falls back to the buffers path for that read.
     case splice
     /// Each half starts on the buffers path and moves to splice once it is streaming

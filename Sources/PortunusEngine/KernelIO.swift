@@ -15,6 +15,9 @@ final class KernelIO: WorkerIO {
     /// Creates the ring and its buffer ring. Must run on the worker's own thread
     /// (SINGLE_ISSUER: the creating thread is the only one that may submit).
     init(settings: EngineSettings, logger: (String, SystemError) -> Void) throws(SystemError) {
+        // splice(2) into a closed peer raises SIGPIPE on the calling thread (it takes no
+        // MSG_NOSIGNAL), and the worker's thread is the caller.
+        ProcessSetup.ignoreSIGPIPE()
         ring = try Ring(RingOptions(entries: settings.ringEntries))
         // Nothing the engine submits needs an io-wq thread (splices are calls of the
         // worker's own, ``spliceNow``), but the kernel may still hand an operation it

@@ -29,8 +29,7 @@ struct RelayHalf {
         case parked
         /// A send of a recv's bytes is in flight.
         case sending(PendingSend)
-        /// Splice path, no pipe held: a POLLIN poll is in flight (an idle half holds
-        /// neither a pipe nor an io-wq thread).
+        /// Splice path, no pipe held: a POLLIN poll is in flight (an idle half holds no pipe).
         case awaitingReadable
         /// The poll fired: the worker is taking a pipe from its pool (synchronous; the
         /// next event is `pipe` or `noPipe`). Nothing in flight.
@@ -233,8 +232,10 @@ struct RelayHalf {
             state = .parked
             return Step(.park)
         case (.receiving, .endOfStream), (.splicingIn, .endOfStream):
+            // A finished half needs no pipe: an empty one goes back to the pool now, not
+            // when the other half ends too.
             state = .finished
-            return Step(.passOnEndOfStream)
+            return Step(.passOnEndOfStream, effects: holdsPipe ? .givePipeBack : [])
         case let (.sending(send), .sent(bytes)):
             return sent(send, bytes: bytes, context)
         case let (.sending(send), .sendWouldBlock):
@@ -261,7 +262,12 @@ struct RelayHalf {
             state = .splicingOut(lastIn: bytes)
             return Step(.spliceOut)
         case (.splicingIn, .spliceInWouldBlock):
-            return Step(.pollThenSpliceIn)
+            // The poll said readable, yet the splice found nothing to move: TCP's splice
+            // stops at urgent (MSG_OOB) data, which tcp_poll still reports as readable, so
+            // polling again would loop for ever. One recv through a buffer steps past the
+            // urgent byte; the half splices again after it (it keeps its pipe, empty).
+            state = .receiving
+            return Step(.recv(pollFirst: false))
         case let (.splicingOut(lastIn), .splicedOut(pipeEmpty)):
             return splicedOut(lastIn: lastIn, pipeEmpty: pipeEmpty, context)
         case let (.awaitingWritable(lastIn), .writable):

@@ -137,8 +137,7 @@ extension Worker {
             recycle(step.buffer)
             sendPending(slot, direction, dontWait: false)
         case .pollReadable:
-            // Idle or new: wait in the socket's wait queue holding neither a pipe nor an
-            // io-wq thread (an IORING_OP_SPLICE always runs in one).
+            // Idle or new: wait in the socket's wait queue holding no pipe.
             io.preparePoll(fd: source(slot, direction), events: .readable, userData: userData(slot, .readable, direction))
             slab[slot].inFlight += 1
         case .takePipe:

@@ -11,9 +11,9 @@ import CLiburing
 /// buffer given back most recently is the next one stocked: the few buffers a steady
 /// stream needs stay in the cache, and buffers deep in the stack are never touched. The
 /// stock doubles whenever a recv found the ring empty while buffers sat on the stack
-/// (``ranDry()``), up to an eighth of the buffers, and shrinks back while it is not
-/// needed; ``releaseIdleMemory()`` gives the pages of buffers left deep in the stack
-/// after a burst back to the kernel.
+/// (``ranDry()``), and shrinks back while it is not needed; ``releaseIdleMemory()``
+/// gives the pages of buffers left deep in the stack after a burst back to the kernel.
+/// Buffers in the kernel's ring keep theirs until a recv takes them.
 ///
 /// liburing 2.3 has no io_uring_setup_buf_ring (2.4), so the ring of entries is
 /// mmap'd here (page aligned, as the kernel requires) and registered by hand. The
@@ -39,15 +39,11 @@ public final class ProvidedBufferRing {
     private var spareCount = 0
     /// Buffers in the kernel's ring now (as far as completions have told us).
     private var stocked = 0
-    /// How many buffers the kernel's ring is kept at, between `minimumStock` and
-    /// `maximumStock`.
+    /// How many buffers the kernel's ring is kept at, between `minimumStock` and `count`.
     public private(set) var stockTarget: Int
     private let minimumStock: Int
-    /// An eighth of the buffers (all of them for a ring stocked with every buffer): what
-    /// the kernel's ring can hold, and so keep resident, after a burst. More recvs than
-    /// that completing in one batch is not a stall: the extra ones find the ring empty
-    /// and are submitted again at once (``RelayHalf``'s `noBuffer(ringHasFree:)`).
-    private let maximumStock: Int
+    /// madvise works on whole pages only: buffers of another size are never given back.
+    private let pageAligned: Bool
     /// Whether a recv found the ring empty since the last ``releaseIdleMemory()``.
     private var ranDrySinceRelease = false
     /// Per buffer: the kernel has written to it since its pages were last given back, so
@@ -68,7 +64,7 @@ public final class ProvidedBufferRing {
     public init(ring: Ring, groupID: UInt16, count: Int, bufferSize: Int, stock: Int? = nil) throws(SystemError) {
         precondition(count > 0 && count & (count - 1) == 0 && count <= 32768, "buffer count must be a power of two <= 32768")
         minimumStock = min(count, max(1, stock ?? count))
-        maximumStock = stock == nil ? count : max(minimumStock, count / 8)
+        pageAligned = bufferSize % Int(getpagesize()) == 0
         stockTarget = minimumStock
         self.ring = ring
         self.groupID = groupID
@@ -147,13 +143,15 @@ public final class ProvidedBufferRing {
     }
 
     /// A recv found the kernel's ring empty (ENOBUFS). If buffers sat on the stack the
-    /// stock was too small for how many recvs complete at once: it doubles (up to an
-    /// eighth of the buffers), and the ring is filled up to it now.
+    /// stock was too small for how many recvs complete at once: it doubles, and the ring
+    /// is filled up to it now. Each recv that found the ring empty is submitted again at
+    /// once (``RelayHalf``'s `noBuffer(ringHasFree:)`), so doubling per ENOBUFS reaches
+    /// what a burst needs within a round or two.
     @inline(__always)
     public func ranDry() {
         ranDrySinceRelease = true
         guard spareCount > 0 else { return }
-        stockTarget = min(maximumStock, stockTarget * 2)
+        stockTarget = min(count, stockTarget * 2)
         takesSinceDry = 0
         restock()
     }
@@ -170,9 +168,12 @@ public final class ProvidedBufferRing {
         restock()
     }
 
-    /// Buffers that hold resident memory beyond what the stock and the buffers in use
-    /// need: a burst grew the working set and it has not been given back yet.
-    public var hasIdleMemory: Bool { touchedCount > 2 * stockTarget + heldCount }
+    /// Touched buffers on the stack beyond the `stockTarget` kept on top: memory that
+    /// ``releaseIdleMemory()`` can give back (counting every buffer in the kernel's ring
+    /// as touched, so this is never true when there is nothing to release).
+    public var hasIdleMemory: Bool {
+        pageAligned && touchedCount - heldCount - stocked > stockTarget
+    }
 
     /// Gives the pages of touched buffers deep in the stack back to the kernel
     /// (MADV_DONTNEED: the next write faults in zeroed pages), keeping the `stockTarget`
@@ -185,8 +186,7 @@ public final class ProvidedBufferRing {
     public func releaseIdleMemory() -> Int {
         if !ranDrySinceRelease { stockTarget = max(minimumStock, stockTarget / 2) }
         ranDrySinceRelease = false
-        // madvise works on whole pages only.
-        guard bufferSize % Int(getpagesize()) == 0 else { return 0 }
+        guard pageAligned else { return 0 }
         var released = 0
         for i in 0..<max(0, spareCount - stockTarget) {
             let bid = Int(spare[i])
