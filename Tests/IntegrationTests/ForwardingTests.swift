@@ -36,6 +36,29 @@ import TestSupport
         }
     }
 
+    /// TCP urgent data stops a splice at the urgent byte while poll still says the
+    /// socket is readable: a splice half that polled and spliced again would spin on
+    /// its core for ever and never relay another byte. It reads once through a buffer,
+    /// which steps past the urgent byte (out of band, so not relayed, as by any stream
+    /// relay), and splices on.
+    @Test func urgentDataDoesNotStallASpliceHalf() throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "127.0.0.1:\(backend.port)"),
+                                             arguments: ["--relay", "splice"])
+        let client = try TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 10)
+        let before = Array("before the urgent byte|".utf8), after = Array("|after it".utf8)
+        try client.sendAll(before)
+        #expect(try client.receive(exactly: before.count) == before)
+        var urgent: UInt8 = 0x21
+        #expect(send(client.fd, &urgent, 1, Int32(MSG_OOB)) == 1)
+        try client.sendAll(after)
+        client.shutdownWrite()
+        #expect(try client.receiveAll() == after)
+        let result = forwarder.stop()
+        #expect(result.exitCode == 0)
+    }
+
     @Test(arguments: ["buffers", "splice", "auto"])
     func twoHundredConcurrentConnections(relay: String) throws {
         let backend = try TestBackend(.echo)
