@@ -113,26 +113,41 @@ public func randomBytes(_ count: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) -> [
     return out
 }
 
-/// A port nobody listens on right now (bound to 0, read back, closed).
-public func freePort(_ host: String = "127.0.0.1") -> UInt16 {
-    let v6 = host.contains(":")
-    let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { Glibc.close(fd) }
-    _ = withSocketAddress(host, 0) { bind(fd, $0, $1) }
-    return TestSocket(fd: dup(fd)).localAddress.port
+/// Listen ports handed out by ``freePort(_:)``: below the ephemeral range (32768–60999
+/// here), from a random start, never the same twice in one test process.
+private final class ListenPortPicker: @unchecked Sendable {
+    // @unchecked: `next` is guarded by `lock`.
+    private let lock = NSLock()
+    private var next = UInt16.random(in: 10_000...20_000)
+
+    func take() -> UInt16 {
+        lock.withLock {
+            if next >= 32_000 { next = 10_000 }
+            next += 1
+            return next
+        }
+    }
 }
 
-/// `count` distinct ports nobody listens on right now. Each is held bound until the
-/// last is picked: closed one by one, the kernel may hand the same port out twice, and
-/// two rules on one port are a config error.
-public func freePorts(_ count: Int, _ host: String = "127.0.0.1") -> [UInt16] {
+private let listenPorts = ListenPortPicker()
+
+/// A TCP port nobody listens on right now, for a forwarder's listener. Not one the
+/// kernel picks for bind(0): those come from the ephemeral range, where any test's
+/// outgoing connect may take the port between this call and the forwarder's bind.
+public func freePort(_ host: String = "127.0.0.1") -> UInt16 {
     let v6 = host.contains(":")
-    let sockets = (0..<count).map { _ in
+    while true {
+        let port = listenPorts.take()
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        _ = withSocketAddress(host, 0) { bind(fd, $0, $1) }
-        return TestSocket(fd: fd)
+        let bound = withSocketAddress(host, port) { bind(fd, $0, $1) } == 0
+        Glibc.close(fd)
+        if bound && canBind(port: port) { return port }
     }
-    return sockets.map(\.localAddress.port)
+}
+
+/// `count` distinct ports nobody listens on right now.
+public func freePorts(_ count: Int, _ host: String = "127.0.0.1") -> [UInt16] {
+    (0..<count).map { _ in freePort(host) }
 }
 
 /// Whether a wildcard TCP bind of `port` succeeds right now (IPv4 and IPv6).
