@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "peers"))
+import bench as peers  # noqa: E402  (the peer harness's backend config, shared)
 
 # What a sample was doing, read from its call chain. cpu-clock samples taken with
 # interrupts off land on the spin_unlock_irqrestore that turned them back on, so a flat
@@ -156,20 +158,10 @@ def tree(pid):
 
 
 def nginx_backend(procs, work, http_port):
+    """The peer harness's nginx HTTP backend (its proxy_protocol listener idles here)."""
     d = work / "nginx"
     (d / "tmp").mkdir(parents=True, exist_ok=True)
-    (d / "nginx.conf").write_text(f"""worker_processes 1;
-pid nginx.pid;
-error_log error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path tmp/body; proxy_temp_path tmp/proxy; fastcgi_temp_path tmp/fastcgi;
-    uwsgi_temp_path tmp/uwsgi; scgi_temp_path tmp/scgi;
-    server {{ listen 127.0.0.1:{http_port} backlog=4096; location / {{ default_type text/plain; return 200 "ok\\n"; }} }}
-}}
-""")
+    (d / "nginx.conf").write_text(peers.http_backend_conf(http_port, free_port()))
     procs.start(["nginx", "-p", f"{d}/", "-e", f"{d}/error.log", "-c", f"{d}/nginx.conf", "-g", "daemon off;"],
                 d / "out.log")
     wait_port(http_port)

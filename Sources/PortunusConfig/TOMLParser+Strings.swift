@@ -20,8 +20,7 @@ extension TOMLParser {
                 throw fail("unterminated string: a \"...\" string must close on the line it opens on "
                            + "(\"\"\"...\"\"\" may span lines)")
             case _ where Self.isControl(byte):
-                throw fail("\(describe(offset)) is not allowed in a string; write it as an escape such as \\u"
-                           + hex4(UInt32(byte)))
+                throw controlCharacterInBasicString(byte)
             default:
                 text.append(byte)
                 offset += 1
@@ -48,13 +47,17 @@ extension TOMLParser {
                 _ = try consumeNewline()
                 text.append(0x0A)
             case _ where Self.isControl(byte):
-                throw fail("\(describe(offset)) is not allowed in a string; write it as an escape such as \\u"
-                           + hex4(UInt32(byte)))
+                throw controlCharacterInBasicString(byte)
             default:
                 text.append(byte)
                 offset += 1
             }
         }
+    }
+
+    /// A control character inside a basic string: it must be written as an escape.
+    private mutating func controlCharacterInBasicString(_ byte: UInt8) -> TOMLSyntaxError {
+        fail("\(describe(offset)) is not allowed in a string; write it as an escape such as \\u" + hex4(UInt32(byte)))
     }
 
     /// `'...'`: one line, taken as written.
