@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Synchronization
 import PortunusConfig
 import PortunusResolver
 import PortunusRing
@@ -16,10 +17,15 @@ public struct EngineStartupError: Error, Sendable, CustomStringConvertible {
 /// Lifecycle: `init` compiles the plan and binds every listener (so a port in use is
 /// reported before anything runs), `start()` launches the workers, `stop()` asks them
 /// to stop accepting and drain, `wait()` returns when all have ended.
+///
+/// A reload (``Forwarder``) makes a new engine `inheriting` the running one: the new
+/// engine's worker i takes a duplicate of the old worker i's socket for every port both
+/// configurations listen on, so those sockets never close and no client is refused;
+/// then `retire` tells the old workers to stop accepting and keep their connections.
 public final class Engine: @unchecked Sendable {
-    // @unchecked: `threads` and `started` are touched only by the thread that owns the
-    // Engine (start/wait); `wakeFDs` and `counters` are immutable after init and
-    // WorkerCounters is safe to read from any thread.
+    // @unchecked: `threads`, `setups` and `socketKeys` are touched only by the thread that
+    // owns the Engine (init/start/retire/wait); `workerCounters`, `control` and `ended`
+    // are safe to use from any thread.
     public let plan: ForwardingPlan
     /// The settings as run: `connectionsPerWorker` is the budget's.
     public let settings: EngineSettings
@@ -35,8 +41,25 @@ public final class Engine: @unchecked Sendable {
     let flowBudget: UDPFlowBudget
     /// The DNS resolver thread, when some target is named by DNS.
     private let resolver: Resolver?
+    /// Stop or retire: what the workers' wake-ups mean.
+    private let control = WorkerControl()
+    /// Workers whose thread has ended.
+    private let ended = EndedThreads()
+    /// Per worker, what each of its listener sockets is, parallel to its setup's fds.
+    private var socketKeys: [[SocketKey]] = []
 
-    public init(configuration: Configuration, settings: EngineSettings, logger: Logger) throws(EngineStartupError) {
+    /// A listen socket's identity across reloads.
+    private struct SocketKey: Hashable {
+        let udp: Bool
+        let port: UInt16
+        let ipv6: Bool
+    }
+
+    /// `inheriting`: the running engine a reload replaces; its sockets on the ports
+    /// `configuration` keeps are shared instead of bound anew, and the health of the
+    /// targets both have is carried over.
+    public init(configuration: Configuration, settings: EngineSettings, logger: Logger,
+                inheriting previous: Engine? = nil) throws(EngineStartupError) {
         do {
             plan = ForwardingPlan.compile(configuration)
             budget = try ResourceBudget.make(plan: plan, settings: settings, maxConnections: configuration.global.maxConnections)
@@ -58,11 +81,13 @@ public final class Engine: @unchecked Sendable {
             }
         }
 
-        let problems = Self.probePorts(plan)
+        let kept = previous.map { Set($0.socketKeys.first ?? []) } ?? []
+        let problems = Self.probePorts(plan, keeping: kept)
         guard problems.isEmpty else { throw EngineStartupError(problems: problems) }
         let rules = plan.ruleNames.count
         workerCounters = (0..<settings.workers).map { _ in WorkerCounters(rules: rules) }
         health = TargetHealth(endpoints: plan.endpoints.count)
+        if let previous { health.adopt(from: previous.health, mapping: Self.sameTargets(plan, previous.plan)) }
         flowBudget = UDPFlowBudget(caps: plan.ruleUDPMaxFlows)
         if plan.names.isEmpty {
             resolver = nil
@@ -73,7 +98,7 @@ public final class Engine: @unchecked Sendable {
             } catch { throw EngineStartupError(problems: [.resolver(error.description)]) }
         }
         do {
-            for index in 0..<settings.workers { setups.append(try makeSetup(index)) }
+            for index in 0..<settings.workers { try makeSetup(index, inheriting: previous) }
         } catch {
             closeAll()
             throw EngineStartupError(problems: [error])
@@ -82,10 +107,12 @@ public final class Engine: @unchecked Sendable {
 
     /// Binds each listen port once without SO_REUSEPORT: with it, a second forwarder
     /// run by the same user would silently share the port instead of failing.
-    private static func probePorts(_ plan: ForwardingPlan) -> [EngineError] {
+    /// Ports in `kept` are held by the engine a reload replaces, and not probed.
+    private static func probePorts(_ plan: ForwardingPlan, keeping kept: Set<SocketKey>) -> [EngineError] {
         var problems: [EngineError] = []
         for (listener, udp) in plan.listeners.map({ ($0, false) }) + plan.udpListeners.map({ ($0, true) }) {
             for family in [SocketAddress.Family.ipv4, .ipv6] {
+                if kept.contains(SocketKey(udp: udp, port: listener.port, ipv6: family == .ipv6)) { continue }
                 do {
                     let fd = udp ? try Sockets.datagramListener(family, port: listener.port, reusePort: false)
                         : try Sockets.listener(family, port: listener.port, reusePort: false, backlog: 1)
@@ -114,19 +141,45 @@ public final class Engine: @unchecked Sendable {
         return .bind(rule: plan.ruleNames[listener.rule], port: listener.port, code: code, error)
     }
 
-    private func makeSetup(_ index: Int) throws(EngineError) -> WorkerSetup {
-        var fds: [Int32] = [], planIndex: [Int] = []
-        var udpFDs: [Int32] = [], udpPlanIndex: [Int] = []
+    /// Pairs each endpoint of `plan` with the endpoint of `previous` that is the same
+    /// target of the same rule on the same listen port and protocol.
+    private static func sameTargets(_ plan: ForwardingPlan, _ previous: ForwardingPlan) -> [(to: Int, from: Int)] {
+        func keys(_ plan: ForwardingPlan) -> [(key: String, endpoint: Int)] {
+            (plan.listeners.map { ($0, "tcp") } + plan.udpListeners.map { ($0, "udp") }).flatMap { listener, proto in
+                listener.endpoints.map { ("\(plan.ruleNames[listener.rule])\u{0}\(proto)\u{0}\(listener.port)\u{0}\(plan.endpointLabels[$0])", $0) }
+            }
+        }
+        let old = Dictionary(keys(previous), uniquingKeysWith: { first, _ in first })
+        return keys(plan).compactMap { key, endpoint in old[key].map { (endpoint, $0) } }
+    }
+
+    /// Worker `index`'s sockets: a duplicate of `previous`'s worker `index` socket for a
+    /// port both listen on, a new SO_REUSEPORT socket otherwise.
+    private func makeSetup(_ index: Int, inheriting previous: Engine?) throws(EngineError) {
+        var inherited: [SocketKey: Int32] = [:]
+        if let previous, index < previous.setups.count {
+            let old = previous.setups[index]
+            for (key, fd) in zip(previous.socketKeys[index], old.listenerFDs + old.udpListenerFDs) { inherited[key] = fd }
+        }
+        var fds: [Int32] = [], planIndex: [Int] = [], tcpKeys: [SocketKey] = []
+        var udpFDs: [Int32] = [], udpPlanIndex: [Int] = [], udpKeys: [SocketKey] = []
         for (udp, listeners) in [(false, plan.listeners), (true, plan.udpListeners)] {
             for (i, listener) in listeners.enumerated() {
                 for family in [SocketAddress.Family.ipv4, .ipv6] {
+                    let key = SocketKey(udp: udp, port: listener.port, ipv6: family == .ipv6)
                     do {
-                        if udp {
-                            udpFDs.append(try Sockets.datagramListener(family, port: listener.port, reusePort: true))
-                            udpPlanIndex.append(i)
+                        let fd: Int32
+                        if let shared = inherited[key] {
+                            fd = try Sockets.duplicate(shared)
+                        } else if udp {
+                            fd = try Sockets.datagramListener(family, port: listener.port, reusePort: true)
                         } else {
-                            fds.append(try Sockets.listener(family, port: listener.port, reusePort: true, backlog: settings.backlog))
-                            planIndex.append(i)
+                            fd = try Sockets.listener(family, port: listener.port, reusePort: true, backlog: settings.backlog)
+                        }
+                        if udp {
+                            udpFDs.append(fd); udpPlanIndex.append(i); udpKeys.append(key)
+                        } else {
+                            fds.append(fd); planIndex.append(i); tcpKeys.append(key)
                         }
                     } catch {
                         if Self.ipv6Unavailable(family, error) { continue }
@@ -141,9 +194,11 @@ public final class Engine: @unchecked Sendable {
             for fd in fds + udpFDs { Sockets.close(fd) }
             throw .workerSetup(worker: index, error)
         }
-        return WorkerSetup(index: index, plan: plan, settings: settings, connections: budget.connectionsPerWorker, listenerFDs: fds, listenerPlanIndex: planIndex,
-                           wakeFD: wake, counters: workerCounters[index], logger: logger, health: health, resolver: resolver,
-                           udpListenerFDs: udpFDs, udpListenerPlanIndex: udpPlanIndex, flowBudget: flowBudget)
+        setups.append(WorkerSetup(index: index, plan: plan, settings: settings, connections: budget.connectionsPerWorker, listenerFDs: fds,
+                                  listenerPlanIndex: planIndex, wakeFD: wake, counters: workerCounters[index], logger: logger, health: health,
+                                  resolver: resolver, udpListenerFDs: udpFDs, udpListenerPlanIndex: udpPlanIndex, flowBudget: flowBudget,
+                                  control: control))
+        socketKeys.append(tcpKeys + udpKeys)
     }
 
     private func closeAll() {
@@ -152,6 +207,7 @@ public final class Engine: @unchecked Sendable {
             Sockets.close(setup.wakeFD)
         }
         setups.removeAll()
+        socketKeys.removeAll()
     }
 
     /// Starts every worker and returns once all rings are up, or throws if any failed
@@ -161,7 +217,8 @@ public final class Engine: @unchecked Sendable {
         let latch = StartupLatch<EngineError>(count: setups.count)
         let drainMs = drainMs
         for setup in setups {
-            threads.append(spawnThread {
+            threads.append(spawnThread { [ended] in
+                defer { ended.count.add(1, ordering: .releasing) }
                 let worker: Worker<KernelIO>
                 do throws(SystemError) {
                     let io = try KernelIO(settings: setup.settings) { message, error in
@@ -185,11 +242,30 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// Asks every worker to stop accepting and to drain (async-signal-safe: one write
-    /// to each worker's eventfd). Safe to call more than once.
+    /// Asks every worker to stop accepting and to drain. Safe to call more than once,
+    /// and after `retire`.
     public func stop() {
+        control.requestStop()
         for setup in setups { EventFD.signal(setup.wakeFD) }
     }
+
+    /// A reload put `successor` on the listen sockets: every worker stops accepting and
+    /// keeps its connections; when the drain budget is spent, it cuts those on ports
+    /// `successor` does not listen on. Call after `successor.start()`.
+    public func retire(for successor: Engine) {
+        let kept = Set(successor.plan.listeners.map(\.port))
+        control.requestRetire(droppedListeners: plan.listeners.map { !kept.contains($0.port) })
+        for setup in setups { EventFD.signal(setup.wakeFD) }
+    }
+
+    /// `stop()` was called.
+    public var isStopping: Bool { control.stopRequested }
+
+    /// Every worker thread has ended (`wait()` then returns at once).
+    public var hasEnded: Bool { ended.count.load(ordering: .acquiring) == threads.count }
+
+    /// Connections open now, over every worker.
+    public var openConnections: UInt64 { counters().reduce(0) { $0 + $1.connectionsActive } }
 
     /// Waits until every worker has ended, then releases the wake-up fds.
     public func wait() {
@@ -198,6 +274,7 @@ public final class Engine: @unchecked Sendable {
         resolver?.stop()
         for setup in setups { Sockets.close(setup.wakeFD) }
         setups.removeAll()
+        socketKeys.removeAll()
     }
 
     /// Per-rule counters summed over the workers, in rule order.
@@ -213,4 +290,9 @@ public final class Engine: @unchecked Sendable {
     public var listenPorts: [(rule: String, port: UInt16)] {
         plan.listeners.map { (plan.ruleNames[$0.rule], $0.port) }
     }
+}
+
+/// How many of an engine's worker threads have ended (each adds one as it returns).
+private final class EndedThreads: Sendable {
+    let count = Atomic<Int>(0)
 }

@@ -41,6 +41,32 @@ public struct RuleCounters: Sendable, Equatable {
     /// dropped, the flow kept (Portunus's `err.send_dropped`).
     public var sendDropped: UInt64 = 0
     public init() {}
+
+    /// Field by field: the same rule's totals from two engines (a reload's old and new).
+    public static func += (lhs: inout RuleCounters, rhs: RuleCounters) {
+        lhs.bytesIn &+= rhs.bytesIn
+        lhs.bytesOut &+= rhs.bytesOut
+        lhs.connectionsActive &+= rhs.connectionsActive
+        lhs.connectionsTotal &+= rhs.connectionsTotal
+        lhs.connectFailures &+= rhs.connectFailures
+        lhs.rejected &+= rhs.rejected
+        lhs.preludeFailures &+= rhs.preludeFailures
+        lhs.splicedHalves &+= rhs.splicedHalves
+        lhs.pipesDiscarded &+= rhs.pipesDiscarded
+        lhs.spilledSends &+= rhs.spilledSends
+        lhs.idleClosed &+= rhs.idleClosed
+        lhs.dnsFailures &+= rhs.dnsFailures
+        lhs.targetFailovers &+= rhs.targetFailovers
+        lhs.datagramsIn &+= rhs.datagramsIn
+        lhs.datagramsOut &+= rhs.datagramsOut
+        lhs.flowsActive &+= rhs.flowsActive
+        lhs.icmpEvict &+= rhs.icmpEvict
+        lhs.emsgsize &+= rhs.emsgsize
+        lhs.wouldblock &+= rhs.wouldblock
+        lhs.flowsDroppedOverflow &+= rhs.flowsDroppedOverflow
+        lhs.flowsPendingDrops &+= rhs.flowsPendingDrops
+        lhs.sendDropped &+= rhs.sendDropped
+    }
 }
 
 /// What each counter slot holds.

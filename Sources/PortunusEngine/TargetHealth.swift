@@ -78,6 +78,21 @@ public final class TargetHealth: Sendable {
         }
     }
 
+    /// Takes over what `previous` knows of the endpoints a reload kept: `mapping`
+    /// pairs an endpoint of this table with the same target of the same rule and
+    /// port in `previous`. Called before any worker uses this table.
+    public func adopt(from previous: TargetHealth, mapping: [(to: Int, from: Int)]) {
+        let old = previous.tracks.withLock { $0 }
+        tracks.withLock { tracks in
+            for (to, from) in mapping {
+                let track = old[from]
+                tracks[to] = track
+                let counting = track.failureStreak > 0 || track.successStreak > 0 || track.failed
+                flags[to].value.store((track.failed ? 1 : 0) | (counting ? 2 : 0), ordering: .relaxed)
+            }
+        }
+    }
+
     private func update(_ endpoint: Int, _ body: (inout Track) -> Transition?) -> Transition? {
         tracks.withLock { tracks in
             let transition = body(&tracks[endpoint])

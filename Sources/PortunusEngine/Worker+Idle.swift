@@ -15,7 +15,7 @@ extension Worker {
     }
 
     func armIdleSweep() {
-        guard let sweep = idleSweep, !stopping else { return }
+        guard let sweep = idleSweep, !stopping || retiring else { return }
         io.prepareTimeout(sweep, userData: UserData(slot: 0, generation: 0, kind: OperationKind.idleSweep.rawValue))
     }
 

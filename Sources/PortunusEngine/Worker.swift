@@ -27,11 +27,15 @@ import PortunusRing
     let udpListenerPlanIndex: [Int]
     /// `udp_max_flows` per rule, shared by the workers.
     let flowBudget: UDPFlowBudget
+    /// What a wake-up asks for: stop, or retire after a reload.
+    let control: WorkerControl
 
     @_spi(Simulation) public init(index: Int, plan: ForwardingPlan, settings: EngineSettings, connections: Int, listenerFDs: [Int32],
                                   listenerPlanIndex: [Int], wakeFD: Int32, counters: WorkerCounters, logger: Logger,
                                   health: TargetHealth? = nil, resolver: Resolver? = nil,
-                                  udpListenerFDs: [Int32] = [], udpListenerPlanIndex: [Int] = [], flowBudget: UDPFlowBudget? = nil) {
+                                  udpListenerFDs: [Int32] = [], udpListenerPlanIndex: [Int] = [], flowBudget: UDPFlowBudget? = nil,
+                                  control: WorkerControl = WorkerControl()) {
+        self.control = control
         self.udpListenerFDs = udpListenerFDs
         self.udpListenerPlanIndex = udpListenerPlanIndex
         self.flowBudget = flowBudget ?? UDPFlowBudget(caps: plan.ruleUDPMaxFlows)
@@ -99,7 +103,13 @@ enum WorkerLayout {
     /// This worker's listener sockets; -1 once closed on stop.
     var listenerFDs: [Int32]
     var armedAccepts = 0
+    /// No longer accepting: stopped, or retired by a reload.
     var stopping = false
+    /// Retired by a reload (``WorkerControl``): accepts no new client, but the
+    /// connections it holds run on under their rules (idle timeouts included) until
+    /// they end; only those on listen ports the new configuration dropped are cut when
+    /// the drain budget is spent. A later stop turns it into a plain stop.
+    var retiring = false
     let counters: WorkerCounters
     let logger: Logger
     var failureLog: RateLimitedLog
@@ -182,7 +192,7 @@ enum WorkerLayout {
         io.submitAndWait(1)
         nowMs = io.nowMs()
         io.reapCompletions { handle($0) }
-        if !bufferTrimArmed && !stopping && buffers.hasIdleMemory {
+        if !bufferTrimArmed && (!stopping || retiring) && buffers.hasIdleMemory {
             io.prepareTimeout(bufferTrimDelay, userData: UserData(slot: 0, generation: 0, kind: OperationKind.bufferTrim.rawValue))
             bufferTrimArmed = true
         }
@@ -221,7 +231,7 @@ enum WorkerLayout {
             armedAccepts -= 1
             if stopping { closeListener(Int(completion.userData.slot)) } else { armAccept(Int(completion.userData.slot)) }
         case .wake: onWake()
-        case .drainTimer: onDrainExpired()
+        case .drainTimer: onDrainExpired(onlyDroppedPorts: completion.userData.slot == DrainScope.droppedPorts)
         case .stopAccept: break
         case .idleSweep: onIdleSweep()
         case .bufferTrim:
@@ -317,7 +327,9 @@ enum WorkerLayout {
             return
         }
         let fd = c.result
-        if stopping { io.close(fd); return }
+        // Stopped: the client is closed. Retired: a client the kernel handed to this
+        // worker before its accept was cancelled is served like any other.
+        if stopping && !retiring { io.close(fd); return }
         // Ownership: the slot (and with it the prelude bytes at slot × stride, its two
         // sockets and any pipe its halves take) belongs to this connection until
         // `release`, which runs only when no operation of the slot is in flight; the
@@ -364,9 +376,25 @@ enum WorkerLayout {
 
     private func onWake() {
         io.drainWakeup(setup.wakeFD)
-        guard !stopping else { return }
+        // A wake-up that asks for nothing (the simulator's) is a stop.
+        let retire = setup.control.retireRequested && !setup.control.stopRequested
+        if stopping && (retiring == retire) { return }
+        if !stopping { stopAccepting() }
         stopping = true
-        for fd in listenerFDs {
+        if retire {
+            retiring = true
+            let dropped = setup.control.droppedListeners
+            guard slab.activeSlots().contains(where: { dropped[Int(slab[$0].listener)] }) else { return }
+            armDrain(DrainScope.droppedPorts)
+        } else {
+            retiring = false
+            if slab.inUse > 0 { armDrain(DrainScope.all) }
+        }
+    }
+
+    /// Cancels every accept and UDP receive: the listeners close as their operations end.
+    private func stopAccepting() {
+        for fd in listenerFDs where fd >= 0 {
             io.prepareCancelAll(fd: fd, userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
         }
         stopUDP()
@@ -375,19 +403,28 @@ enum WorkerLayout {
             io.prepareCancel(UserData(slot: UInt32(listener), generation: 0, kind: OperationKind.acceptRetry.rawValue),
                                userData: UserData(slot: 0, generation: 0, kind: OperationKind.stopAccept.rawValue))
         }
-        if slab.inUse > 0 {
-            if drainTimeout.milliseconds == 0 { onDrainExpired() } else {
-                io.prepareTimeout(drainTimeout, userData: UserData(slot: 0, generation: 0, kind: OperationKind.drainTimer.rawValue))
-            }
-        }
     }
 
-    /// The drain budget is spent: the connections still open are cut (RST).
-    private func onDrainExpired() {
-        let open = slab.activeSlots()
+    /// The drain budget starts: `scope` says which connections its end cuts.
+    private func armDrain(_ scope: UInt32) {
+        if drainTimeout.milliseconds == 0 { onDrainExpired(onlyDroppedPorts: scope == DrainScope.droppedPorts); return }
+        io.prepareTimeout(drainTimeout, userData: UserData(slot: scope, generation: 0, kind: OperationKind.drainTimer.rawValue))
+    }
+
+    /// The drain budget is spent: the connections still open are cut (RST); after a
+    /// reload, only those on listen ports the new configuration dropped.
+    private func onDrainExpired(onlyDroppedPorts: Bool) {
+        var open = slab.activeSlots()
+        if onlyDroppedPorts {
+            let dropped = setup.control.droppedListeners
+            open.removeAll { !dropped[Int(slab[$0].listener)] }
+        }
         if !open.isEmpty {
-            logger.info("drain budget spent; closing open connections", metadata: [
-                "event": "shutdown.drain_expired", "worker": .stringConvertible(setup.index), "connections": .stringConvertible(open.count),
+            let (message, event) = onlyDroppedPorts
+                ? ("drain budget spent; closing connections on listen ports the reload dropped", "standalone.reload_drain_expired")
+                : ("drain budget spent; closing open connections", "shutdown.drain_expired")
+            logger.info("\(message)", metadata: [
+                "event": "\(event)", "worker": .stringConvertible(setup.index), "connections": .stringConvertible(open.count),
             ])
         }
         for slot in open { close(slot, reset: true) }

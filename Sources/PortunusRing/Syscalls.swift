@@ -17,6 +17,15 @@ public enum Sockets {
         return fd
     }
 
+    /// A second descriptor for the socket behind `fd` (close-on-exec): a reload hands
+    /// the listening sockets of the ports it keeps to the new engine this way, so the
+    /// socket, its SO_REUSEPORT place and its backlog live on while either holds it.
+    public static func duplicate(_ fd: Int32) throws(SystemError) -> Int32 {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        if copy < 0 { throw lastError("fcntl(F_DUPFD_CLOEXEC)") }
+        return copy
+    }
+
     /// A UDP socket bound to the wildcard address of `family` at `port` (IPv6 only
     /// for .ipv6), non-blocking, reporting each datagram's local address
     /// (IP_PKTINFO / IPV6_RECVPKTINFO): on a host with several addresses a reply must

@@ -85,7 +85,9 @@ public final class Dashboard {
             if fds[1].revents != 0 {
                 try connection.readAvailable()
                 while let line = connection.takeLine() {
-                    readSnapshot(try StatsConnection.parse(line, what: "snapshot"))
+                    // After a reload the daemon sends its new hello before the next snapshot.
+                    let document = try StatsConnection.parse(line, what: "snapshot")
+                    if document["v"] != nil && document["rules"] != nil { readHello(document) } else { readSnapshot(document) }
                 }
                 draw()
             }
@@ -127,6 +129,7 @@ public final class Dashboard {
     func readHello(_ hello: JSON) {
         version = hello["daemon_version"]?.stringValue ?? "?"
         refreshMs = hello["refresh_ms"]?.uint64Value ?? 1000
+        let kept = Dictionary(zip(rules.map(\.id), states), uniquingKeysWith: { first, _ in first })
         rules = (hello["rules"]?.arrayValue ?? []).map { rule in
             let targets = (rule["targets"]?.arrayValue ?? []).map { target -> String in
                 let host = target["host"]?.stringValue ?? "?"
@@ -137,7 +140,9 @@ public final class Dashboard {
             return RuleInfo(id: rule["id"]?.stringValue ?? "?", name: rule["name"]?.stringValue ?? "?",
                             proto: rule["proto"]?.stringValue ?? "?", listen: rule["listen"]?.stringValue ?? "?", targets: targets)
         }
-        states = Array(repeating: RuleState(), count: rules.count)
+        // A rule a reload kept keeps its rates and history.
+        states = rules.map { kept[$0.id] ?? RuleState() }
+        selected = min(selected, max(rules.count - 1, 0))
     }
 
     func readSnapshot(_ snapshot: JSON) {

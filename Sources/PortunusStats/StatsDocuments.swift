@@ -22,14 +22,16 @@ public final class StatsDocuments: Sendable {
 
     /// `counters` returns the rules' totals in `configuration.rules` order; it is called
     /// from the stats thread and must only read (the engine's are relaxed atomic loads).
-    public init(configuration: Configuration, counters: @escaping @Sendable () -> [RuleCounters]) {
+    /// `replacing`: the documents a reload replaces, whose start time these keep.
+    public init(configuration: Configuration, replacing previous: StatsDocuments? = nil,
+                counters: @escaping @Sendable () -> [RuleCounters]) {
         ruleIDs = configuration.rules.map { String(BLAKE3.ruleID($0.name)) }
         // Validated to 250...5000 when [stats] is enabled; a disabled section keeps what
         // the file said, and --stats-socket may serve it anyway: held to the same range.
         let (seconds, attoseconds) = configuration.stats.refresh.components
         refreshMs = UInt64(min(max(seconds * 1000 + attoseconds / 1_000_000_000_000_000, 250), 5000))
-        startedAtMs = Self.wallClockMs()
-        startedMonotonicMs = Self.monotonicMs()
+        startedAtMs = previous?.startedAtMs ?? Self.wallClockMs()
+        startedMonotonicMs = previous?.startedMonotonicMs ?? Self.monotonicMs()
         self.counters = counters
         let rules: [JSON] = zip(configuration.rules, ruleIDs).map { rule, id in
             let listen = rule.listenPorts.count == 1 ? "\(rule.listenPorts.lower)" : "\(rule.listenPorts.lower)-\(rule.listenPorts.upper)"

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import PortunusEngine
+import Synchronization
 
 /// The stats socket (PORTUNUS_COMPAT.md): a Unix stream socket served by a thread of
 /// its own, so the workers never wait on a reader. Each client gets the hello and a
@@ -9,6 +10,10 @@ import PortunusEngine
 /// at most one line queued per client (a client still holding the previous line skips
 /// a snapshot), and a client that has not taken a line within 5 s is dropped. Clients
 /// are never read from. The socket file is removed when the server stops.
+///
+/// A reload replaces the documents (``replace(documents:)``): a connected client is sent
+/// the new hello just before its next snapshot, so the rule list it holds always
+/// matches the snapshots that follow.
 public final class StatsServer: @unchecked Sendable {
     // @unchecked: `clients` and the descriptors are touched by the server thread only,
     // after `start` hands them over; `stop` only writes the eventfd and joins.
@@ -26,10 +31,12 @@ public final class StatsServer: @unchecked Sendable {
         var pending: [UInt8] = []
         var written = 0
         var pendingSinceMs: UInt64 = 0
+        /// The documents whose hello this client was sent.
+        var hello: ObjectIdentifier
     }
 
     public let path: String
-    private let documents: StatsDocuments
+    private let current: Mutex<StatsDocuments>
     private let logger: Logger
     private let listenFD: Int32
     private let wakeFD: Int32
@@ -42,7 +49,7 @@ public final class StatsServer: @unchecked Sendable {
 
     private init(path: String, documents: StatsDocuments, logger: Logger, listenFD: Int32, wakeFD: Int32, wakeWriteFD: Int32) {
         self.path = path
-        self.documents = documents
+        current = Mutex(documents)
         self.logger = logger
         self.listenFD = listenFD
         self.wakeFD = wakeFD
@@ -74,6 +81,15 @@ public final class StatsServer: @unchecked Sendable {
         server.thread = spawnThread { server.serve() }
         logger.info("stats socket listening", metadata: ["event": "stats_socket_listening", "path": "\(path)"])
         return server
+    }
+
+    /// The documents served now.
+    public var documents: StatsDocuments { current.withLock { $0 } }
+
+    /// Serves `documents` from now on (a reload's rules); each connected client gets
+    /// its hello before its next snapshot.
+    public func replace(documents: StatsDocuments) {
+        current.withLock { $0 = documents }
     }
 
     /// Stops serving: every client is closed and the socket file removed before this returns.
@@ -151,6 +167,7 @@ public final class StatsServer: @unchecked Sendable {
     private func serve() {
         var fds: [pollfd] = []
         while true {
+            let documents = self.documents
             let now = StatsDocuments.monotonicMs()
             var waitMs: Int32 = acceptPausedUntilMs > now ? Int32(clamping: acceptPausedUntilMs - now) : -1
             for client in clients {
@@ -181,7 +198,9 @@ public final class StatsServer: @unchecked Sendable {
                 if client.nextDueMs <= after {
                     if client.pending.isEmpty {
                         client.seq += 1
-                        queue(&client, documents.snapshot(seq: client.seq) + "\n", now: after)
+                        let hello = client.hello == ObjectIdentifier(documents) ? "" : documents.hello + "\n"
+                        client.hello = ObjectIdentifier(documents)
+                        queue(&client, hello + documents.snapshot(seq: client.seq) + "\n", now: after)
                     }
                     // A client behind by more than a period is not sent a burst to catch up.
                     client.nextDueMs = max(client.nextDueMs + documents.refreshMs, after + 1)
@@ -195,7 +214,7 @@ public final class StatsServer: @unchecked Sendable {
                 keep.append(client)
             }
             clients = keep
-            if fds[1].revents != 0 { acceptClients(now: after) }
+            if fds[1].revents != 0 { acceptClients(now: after, documents) }
         }
         for client in clients { close(client.fd) }
         clients.removeAll()
@@ -206,7 +225,7 @@ public final class StatsServer: @unchecked Sendable {
         if let (dev, ino) = boundFile, lstat(path, &info) == 0, info.st_dev == dev, info.st_ino == ino { unlink(path) }
     }
 
-    private func acceptClients(now: UInt64) {
+    private func acceptClients(now: UInt64, _ documents: StatsDocuments) {
         while true {
             let fd = accept(listenFD, nil, nil)
             if fd < 0 {
@@ -227,7 +246,7 @@ public final class StatsServer: @unchecked Sendable {
                 close(fd)
                 continue
             }
-            var client = Client(fd: fd, seq: 1, nextDueMs: now + documents.refreshMs)
+            var client = Client(fd: fd, seq: 1, nextDueMs: now + documents.refreshMs, hello: ObjectIdentifier(documents))
             queue(&client, documents.hello + "\n" + documents.snapshot(seq: 1) + "\n", now: now)
             if flush(&client) { clients.append(client) } else { close(fd) }
         }

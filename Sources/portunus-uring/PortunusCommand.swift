@@ -64,7 +64,7 @@ struct PortunusCommand: ParsableCommand {
     }
 
     /// The engine settings the command line asks for.
-    private var engineSettings: EngineSettings {
+    var engineSettings: EngineSettings {
         var settings = EngineSettings(workers: workers ?? EngineSettings().workers, relay: RelayMode(rawValue: relay)!)
         settings.dnsServers = dnsServers.map { DNSServer($0)! }
         return settings
@@ -122,47 +122,50 @@ struct PortunusCommand: ParsableCommand {
     private func serve(_ configuration: Configuration, logger: Logger) throws {
         // Blocked before any worker exists, so only the main thread ever sees them.
         Signals.block()
-        let settings = engineSettings
-        let engine: Engine
+        let forwarder: Forwarder
         do {
-            engine = try Engine(configuration: configuration, settings: settings, logger: logger)
-            try engine.start()
+            forwarder = try Forwarder(configuration: configuration, settings: engineSettings, logger: logger)
         } catch {
             Self.printError(Self.bindFailureSummary(error) + error.description)
             throw ExitCode(1)
         }
         // The stats socket before the "started" line: started means everything is up.
-        let stats = startStats(configuration, engine, logger)
-        let ids = configuration.rules.map { BLAKE3.ruleID($0.name) }
-        logStartup(configuration, ids, engine.settings, logger)
+        let stats = startStats(configuration, forwarder, logger)
+        logStartup(configuration, forwarder.current.settings, logger)
         // Portunus's reporter: once at start-up, then every 60 s, keeping its rhythm
         // whatever signals arrive in between.
-        reportStats(engine, ids, logger)
+        reportStats(forwarder, logger)
         let reportMs: Int64 = 60_000
         var nextReportMs = Self.monotonicMs() + reportMs
         while true {
-            guard let signal = Signals.wait(milliseconds: Int(max(0, nextReportMs - Self.monotonicMs()))) else {
-                reportStats(engine, ids, logger)
-                nextReportMs += reportMs
+            // While earlier configurations' engines drain, look for ended ones each second.
+            let reportInMs = max(0, nextReportMs - Self.monotonicMs())
+            let waitMs = forwarder.drainingCount > 0 ? min(reportInMs, 1000) : reportInMs
+            let signal = Signals.wait(milliseconds: Int(waitMs))
+            forwarder.reap()
+            guard let signal else {
+                if Self.monotonicMs() >= nextReportMs {
+                    reportStats(forwarder, logger)
+                    nextReportMs += reportMs
+                }
                 continue
             }
             switch signal {
             case SIGHUP:
-                logger.warning("SIGHUP received: configuration reload is not supported by this version yet; still running with the loaded file",
-                               metadata: ["event": "standalone.sighup_ignored"])
+                _ = reload(forwarder, stats: stats, logger: logger)
             case SIGUSR1:
-                reportStats(engine, ids, logger)
+                reportStats(forwarder, logger)
             case _ where Signals.ignored.contains(signal):
                 logger.debug("signal ignored", metadata: ["event": "standalone.signal_ignored", "signal": "\(Signals.name(signal))"])
             default:
                 logger.info("stopping: no new connections; draining open ones", metadata: [
                     "event": "shutdown.signal", "signal": "\(Signals.name(signal))",
-                    "drain_secs": .stringConvertible(configuration.global.shutdownDrain.components.seconds),
+                    "drain_secs": .stringConvertible(forwarder.configuration.global.shutdownDrain.components.seconds),
                 ])
-                engine.stop()
-                engine.wait()
+                forwarder.stop()
+                forwarder.wait()
                 stats?.stop()
-                logCounters(engine, logger)
+                logCounters(forwarder, logger)
                 return
             }
         }
@@ -170,13 +173,14 @@ struct PortunusCommand: ParsableCommand {
 
     /// The stats socket, unless turned off; a socket that cannot be set up is logged
     /// and the forwarder runs on without it (as Portunus).
-    private func startStats(_ configuration: Configuration, _ engine: Engine, _ logger: Logger) -> StatsServer? {
+    private func startStats(_ configuration: Configuration, _ forwarder: Forwarder, _ logger: Logger) -> StatsServer? {
         guard configuration.stats.enabled || statsSocket != nil, !noStats else { return nil }
-        let documents = StatsDocuments(configuration: configuration) { engine.counters() }
+        let names = configuration.rules.map(\.name)
+        let documents = StatsDocuments(configuration: configuration) { forwarder.counters(named: names) }
         return StatsServer.start(path: statsSocket ?? configuration.stats.socketPath, documents: documents, logger: logger)
     }
 
-    private static func monotonicMs() -> Int64 {
+    static func monotonicMs() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
@@ -195,7 +199,7 @@ struct PortunusCommand: ParsableCommand {
             + rules.map { "- \($0.name) (\(BLAKE3.ruleID($0.name))): \($0.code)\n" }.joined()
     }
 
-    private func logStartup(_ configuration: Configuration, _ ids: [UInt64], _ settings: EngineSettings, _ logger: Logger) {
+    private func logStartup(_ configuration: Configuration, _ settings: EngineSettings, _ logger: Logger) {
         var limit = rlimit()
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
             let metadata: Logger.Metadata = [
@@ -213,7 +217,13 @@ struct PortunusCommand: ParsableCommand {
             "relay": "\(settings.relay.rawValue)", "rules": .stringConvertible(configuration.rules.count),
             "version": "\(PortunusVersion.string)",
         ])
-        for (rule, id) in zip(configuration.rules, ids) {
+        logRules(configuration.rules, logger)
+    }
+
+    /// `rule.activated`, one line per rule: at start-up, and for the rules a reload
+    /// added or changed.
+    func logRules(_ rules: [Rule], _ logger: Logger) {
+        for rule in rules {
             let listen = rule.listenPorts.count == 1 ? "\(rule.listenPorts.lower)" : "\(rule.listenPorts.lower)-\(rule.listenPorts.upper)"
             let targets = rule.targets.map { target in
                 let ports = target.ports.count == 1 ? "\(target.ports.lower)" : "\(target.ports.lower)-\(target.ports.upper)"
@@ -221,15 +231,17 @@ struct PortunusCommand: ParsableCommand {
                 return "\(target.host):\(ports)\(proxy)"
             }
             logger.info("rule", metadata: [
-                "event": "rule.activated", "rule": "\(rule.name)", "rule_id": .stringConvertible(id),
+                "event": "rule.activated", "rule": "\(rule.name)", "rule_id": .stringConvertible(BLAKE3.ruleID(rule.name)),
                 "protocol": "\(rule.proto.rawValue)", "listen": "\(listen)", "targets": "\(targets.joined(separator: ","))",
             ])
         }
     }
 
     /// Portunus's `standalone.stats`: one line per rule with its field names, then ours.
-    private func reportStats(_ engine: Engine, _ ids: [UInt64], _ logger: Logger) {
-        for ((name, id), c) in zip(zip(engine.plan.ruleNames, ids), engine.counters()) {
+    private func reportStats(_ forwarder: Forwarder, _ logger: Logger) {
+        let names = forwarder.configuration.rules.map(\.name)
+        for (name, c) in zip(names, forwarder.counters(named: names)) {
+            let id = BLAKE3.ruleID(name)
             logger.info("stats", metadata: Self.counterFields(c).merging([
                 "event": "standalone.stats", "rule": .stringConvertible(id), "rule_name": "\(name)",
                 "in_bytes": .stringConvertible(c.bytesIn), "out_bytes": .stringConvertible(c.bytesOut),
@@ -239,8 +251,9 @@ struct PortunusCommand: ParsableCommand {
     }
 
     /// The final counters, one line per rule (ours: `standalone.stopped`).
-    private func logCounters(_ engine: Engine, _ logger: Logger) {
-        for (name, c) in zip(engine.plan.ruleNames, engine.counters()) {
+    private func logCounters(_ forwarder: Forwarder, _ logger: Logger) {
+        let names = forwarder.configuration.rules.map(\.name)
+        for (name, c) in zip(names, forwarder.counters(named: names)) {
             logger.info("stopped", metadata: Self.counterFields(c).merging(["event": "standalone.stopped", "rule": "\(name)"]) { $1 })
         }
     }
