@@ -176,7 +176,7 @@ enum WorkerLayout {
     /// Arms the listeners and the wake-up poll.
     @_spi(Simulation) public func arm() {
         for i in listenerFDs.indices { armAccept(i) }
-        io.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
+        armWake()
         armIdleSweep()
         armNameAnswers()
         armUDP()
@@ -378,11 +378,16 @@ enum WorkerLayout {
         io.drainWakeup(setup.wakeFD)
         // A wake-up that asks for nothing (the simulator's) is a stop.
         let retire = setup.control.retireRequested && !setup.control.stopRequested
-        if stopping && (retiring == retire) { return }
+        if stopping && (retiring == retire) {
+            if retiring { armWake() }
+            return
+        }
         if !stopping { stopAccepting() }
         stopping = true
         if retire {
             retiring = true
+            // A retired worker still has to hear the stop that ends it.
+            armWake()
             let dropped = setup.control.droppedListeners
             guard slab.activeSlots().contains(where: { dropped[Int(slab[$0].listener)] }) else { return }
             armDrain(DrainScope.droppedPorts)
@@ -390,6 +395,11 @@ enum WorkerLayout {
             retiring = false
             if slab.inUse > 0 { armDrain(DrainScope.all) }
         }
+    }
+
+    /// The wake-up eventfd's poll (one-shot: re-armed while a wake-up can still matter).
+    private func armWake() {
+        io.preparePoll(fd: setup.wakeFD, events: .readable, userData: UserData(slot: 0, generation: 0, kind: OperationKind.wake.rawValue))
     }
 
     /// Cancels every accept and UDP receive: the listeners close as their operations end.

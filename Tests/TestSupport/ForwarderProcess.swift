@@ -124,6 +124,39 @@ public final class ForwarderProcess: @unchecked Sendable {
         return result
     }
 
+    /// The config file the forwarder was started with (a reload re-reads it).
+    public var configPath: URL { directory.appendingPathComponent("portunus.toml") }
+
+    /// Writes `config` over the forwarder's file, sends SIGHUP, and waits (at most 10 s)
+    /// for the reload's outcome line: true when it was applied, false when it failed.
+    @discardableResult
+    public func reload(config: String) throws -> Bool {
+        func count(_ needle: String) -> Int { stderrText.components(separatedBy: needle).count - 1 }
+        let applied = count("event=standalone.reload "), failed = count("event=standalone.reload_failed ")
+        try config.write(to: configPath, atomically: true, encoding: .utf8)
+        kill(pid, SIGHUP)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if count("event=standalone.reload ") > applied { return true }
+            if count("event=standalone.reload_failed ") > failed { return false }
+            if !process.isRunning { throw TestError("forwarder exited during a reload: \(stderrText.suffix(2000))") }
+            usleep(2_000)
+        }
+        throw TestError("no reload outcome within 10 s: \(stderrText.suffix(2000))")
+    }
+
+    /// Threads of the process.
+    public var threadCount: Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count) ?? -1
+    }
+
+    /// Resident memory in KiB (VmRSS).
+    public var residentKiB: Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? -1
+    }
+
     /// Entries in /proc/PID/fd.
     public var openFileCount: Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
