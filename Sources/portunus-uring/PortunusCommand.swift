@@ -135,6 +135,8 @@ struct PortunusCommand: ParsableCommand {
         let stats = startStats(configuration, engine, logger)
         let ids = configuration.rules.map { BLAKE3.ruleID($0.name) }
         logStartup(configuration, ids, engine.settings, logger)
+        let notify = SystemdNotify(logger: logger)
+        notify.ready(status: "forwarding: \(configuration.rules.count) rule(s), \(engine.settings.workers) worker(s)")
         // Portunus's reporter: once at start-up, then every 60 s, keeping its rhythm
         // whatever signals arrive in between.
         reportStats(engine, ids, logger)
@@ -148,13 +150,16 @@ struct PortunusCommand: ParsableCommand {
             }
             switch signal {
             case SIGHUP:
+                notify.reloading()
                 logger.warning("SIGHUP received: configuration reload is not supported by this version yet; still running with the loaded file",
                                metadata: ["event": "standalone.sighup_ignored"])
+                notify.ready()
             case SIGUSR1:
                 reportStats(engine, ids, logger)
             case _ where Signals.ignored.contains(signal):
                 logger.debug("signal ignored", metadata: ["event": "standalone.signal_ignored", "signal": "\(Signals.name(signal))"])
             default:
+                notify.stopping(status: "stopping: draining open connections")
                 logger.info("stopping: no new connections; draining open ones", metadata: [
                     "event": "shutdown.signal", "signal": "\(Signals.name(signal))",
                     "drain_secs": .stringConvertible(configuration.global.shutdownDrain.components.seconds),
