@@ -132,6 +132,8 @@ struct PortunusCommand: ParsableCommand {
         // The stats socket before the "started" line: started means everything is up.
         let stats = startStats(configuration, forwarder, logger)
         logStartup(configuration, forwarder.current.settings, logger)
+        let notify = SystemdNotify(logger: logger)
+        notify.ready(status: "forwarding: \(configuration.rules.count) rule(s), \(forwarder.current.settings.workers) worker(s)")
         // Portunus's reporter: once at start-up, then every 60 s, keeping its rhythm
         // whatever signals arrive in between.
         reportStats(forwarder, logger)
@@ -152,12 +154,18 @@ struct PortunusCommand: ParsableCommand {
             }
             switch signal {
             case SIGHUP:
-                _ = reload(forwarder, stats: stats, logger: logger)
+                // systemd (Type=notify) waits between RELOADING=1 and READY=1; READY=1
+                // follows a failed reload too: the running configuration still serves.
+                notify.reloading()
+                let outcome = reload(forwarder, stats: stats, logger: logger)
+                notify.ready(status: outcome == .applied ? "forwarding: \(forwarder.configuration.rules.count) rule(s), reloaded"
+                                                           : "forwarding: the last reload failed; running the previous configuration")
             case SIGUSR1:
                 reportStats(forwarder, logger)
             case _ where Signals.ignored.contains(signal):
                 logger.debug("signal ignored", metadata: ["event": "standalone.signal_ignored", "signal": "\(Signals.name(signal))"])
             default:
+                notify.stopping(status: "stopping: draining open connections")
                 logger.info("stopping: no new connections; draining open ones", metadata: [
                     "event": "shutdown.signal", "signal": "\(Signals.name(signal))",
                     "drain_secs": .stringConvertible(forwarder.configuration.global.shutdownDrain.components.seconds),

@@ -75,7 +75,12 @@ public final class ForwarderProcess: @unchecked Sendable {
     /// its "started" log line, which it prints once every listener is bound and every
     /// worker's ring is up. No probe connection is made, so counters start at zero.
     /// `wrapper` runs in front of the binary (e.g. `["prlimit", "--nofile=4096", "--"]`).
-    public init(config: String, arguments: [String] = [], wrapper: [String] = []) throws {
+    /// `environment` is added to the test's own, less `NOTIFY_SOCKET` (a test run under
+    /// systemd must not have its forwarders report to the test's service manager).
+    /// `waitForStart: false` returns as soon as the process runs, for a test that watches
+    /// start-up itself.
+    public init(config: String, arguments: [String] = [], wrapper: [String] = [],
+                environment: [String: String] = [:], waitForStart: Bool = true) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("pu-fwd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let configPath = directory.appendingPathComponent("portunus.toml")
@@ -91,7 +96,11 @@ public final class ForwarderProcess: @unchecked Sendable {
         process.standardError = try FileHandle(forWritingTo: directory.appendingPathComponent("stderr"))
         process.standardOutput = try FileHandle(forWritingTo: directory.appendingPathComponent("stdout"))
         process.standardInput = FileHandle.nullDevice
+        var inherited = ProcessInfo.processInfo.environment
+        inherited["NOTIFY_SOCKET"] = nil
+        process.environment = inherited.merging(environment) { $1 }
         try process.run()
+        guard waitForStart else { return }
         let deadline = Date().addingTimeInterval(10)
         // The start-up line, in the pretty form or the JSON one (a test may ask for JSON).
         while !stderrText.contains(" INFO started ") && !stderrText.contains("\"event\":\"standalone.started\"") {
