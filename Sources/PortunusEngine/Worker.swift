@@ -110,6 +110,8 @@ enum WorkerLayout {
     /// they end; only those on listen ports the new configuration dropped are cut when
     /// the drain budget is spent. A later stop turns it into a plain stop.
     var retiring = false
+    /// Once retiring: per plan TCP listener, whether the new configuration dropped its port.
+    var droppedListeners: [Bool] = []
     let counters: WorkerCounters
     let logger: Logger
     var failureLog: RateLimitedLog
@@ -328,8 +330,9 @@ enum WorkerLayout {
         }
         let fd = c.result
         // Stopped: the client is closed. Retired: a client the kernel handed to this
-        // worker before its accept was cancelled is served like any other.
-        if stopping && !retiring { io.close(fd); return }
+        // worker before its accept was cancelled is served like any other, unless the
+        // new configuration dropped its port (closed, as on stop: that port's listener is closing).
+        if stopping && (!retiring || droppedListeners[planListener]) { io.close(fd); return }
         // Ownership: the slot (and with it the prelude bytes at slot × stride, its two
         // sockets and any pipe its halves take) belongs to this connection until
         // `release`, which runs only when no operation of the slot is in flight; the
@@ -388,8 +391,8 @@ enum WorkerLayout {
             retiring = true
             // A retired worker still has to hear the stop that ends it.
             armWake()
-            let dropped = setup.control.droppedListeners
-            guard slab.activeSlots().contains(where: { dropped[Int(slab[$0].listener)] }) else { return }
+            droppedListeners = setup.control.droppedListeners
+            guard slab.activeSlots().contains(where: { droppedListeners[Int(slab[$0].listener)] }) else { return }
             armDrain(DrainScope.droppedPorts)
         } else {
             retiring = false
@@ -425,10 +428,7 @@ enum WorkerLayout {
     /// reload, only those on listen ports the new configuration dropped.
     private func onDrainExpired(onlyDroppedPorts: Bool) {
         var open = slab.activeSlots()
-        if onlyDroppedPorts {
-            let dropped = setup.control.droppedListeners
-            open.removeAll { !dropped[Int(slab[$0].listener)] }
-        }
+        if onlyDroppedPorts { open.removeAll { !droppedListeners[Int(slab[$0].listener)] } }
         if !open.isEmpty {
             let (message, event) = onlyDroppedPorts
                 ? ("drain budget spent; closing connections on listen ports the reload dropped", "standalone.reload_drain_expired")
