@@ -6,7 +6,7 @@ import Glibc
 /// signal context and a stray `kill -USR2` cannot end live connections.
 ///
 /// - SIGTERM, SIGINT: stop accepting, drain, exit 0.
-/// - SIGHUP: reload is not implemented yet; logged and ignored.
+/// - SIGHUP: reload the config file (``PortunusCommand/reload(_:stats:logger:)``).
 /// - SIGUSR1: log the per-rule counters now.
 /// - SIGUSR2, SIGALRM, SIGIO, SIGPROF, SIGVTALRM, SIGPWR: no meaning; logged at debug and ignored.
 /// - SIGPIPE is ignored process-wide (SIG_IGN): a write to a closed peer is an EPIPE result.
