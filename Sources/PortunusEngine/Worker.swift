@@ -112,6 +112,9 @@ enum WorkerLayout {
     var retiring = false
     /// Once retiring: per plan TCP listener, whether the new configuration dropped its port.
     var droppedListeners: [Bool] = []
+    /// The plan listener of every connection a retirement's drain cut (the simulator
+    /// checks each was on a dropped port); grows only when a drain budget is spent.
+    @_spi(Simulation) public private(set) var retirementCuts: [Int32] = []
     let counters: WorkerCounters
     let logger: Logger
     var failureLog: RateLimitedLog
@@ -428,7 +431,10 @@ enum WorkerLayout {
     /// reload, only those on listen ports the new configuration dropped.
     private func onDrainExpired(onlyDroppedPorts: Bool) {
         var open = slab.activeSlots()
-        if onlyDroppedPorts { open.removeAll { !droppedListeners[Int(slab[$0].listener)] } }
+        if onlyDroppedPorts {
+            open.removeAll { !droppedListeners[Int(slab[$0].listener)] }
+            retirementCuts += open.map { slab[$0].listener }
+        }
         if !open.isEmpty {
             let (message, event) = onlyDroppedPorts
                 ? ("drain budget spent; closing connections on listen ports the reload dropped", "standalone.reload_drain_expired")

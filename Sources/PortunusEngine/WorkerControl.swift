@@ -20,7 +20,7 @@ import Synchronization
 
     func requestStop() { stop.store(true, ordering: .releasing) }
 
-    func requestRetire(droppedListeners: [Bool]) {
+    @_spi(Simulation) public func requestRetire(droppedListeners: [Bool]) {
         dropped.withLock { $0 = droppedListeners }
         retire.store(true, ordering: .releasing)
     }

@@ -57,6 +57,11 @@ final class SimWorld {
     var upstreamPort: UInt16 = 40000
     var stopAt: Int64 = .max
     var stopped = false
+    /// A reload: at `retireAt` the worker is retired, its listeners flagged in `dropped`
+    /// being the ports the new configuration left out.
+    var retireAt: Int64 = .max
+    var retired = false
+    var dropped: [Bool] = []
     /// Payload bytes the worker delivered per rule, up and down (the counters' truth).
     var deliveredUp: [UInt64] = []
     var deliveredDown: [UInt64] = []
@@ -121,9 +126,10 @@ final class SimWorld {
         let counters = WorkerCounters(rules: rules)
         var logger = Logger(label: "sim")
         logger.logLevel = .critical
+        let control = WorkerControl()
         let setup = WorkerSetup(index: 0, plan: plan, settings: settings, connections: settings.connectionsPerWorker!,
                                 listenerFDs: listenerFDs, listenerPlanIndex: Array(listenerFDs.indices), wakeFD: wake,
-                                counters: counters, logger: logger)
+                                counters: counters, logger: logger, control: control)
         let worker: Worker<SimKernel>
         do { worker = try Worker(setup, io: kernel, drainMs: random.int(0...2000)) } catch { return "worker: \(error)" }
 
@@ -136,6 +142,10 @@ final class SimWorld {
         }
         clientStart.sort()
         if random.chance(0.3) { stopAt = Int64(random.int(0...4000)) }
+        if random.chance(0.3) {
+            retireAt = Int64(random.int(0...3000))
+            dropped = listeners.map { _ in random.chance(0.5) }
+        }
 
         worker.arm()
         var steps = 0
@@ -145,12 +155,21 @@ final class SimWorld {
             worker.step()
             checkBuffers()
             if failure != nil { break }
+            if !retired && !stopped && now >= retireAt {
+                retired = true
+                control.requestRetire(droppedListeners: dropped)
+                kernel.wakeSignalled = true
+            }
             if !stopped && (now >= stopAt || (started == count && allFinished)) {
                 stopped = true
                 kernel.wakeSignalled = true
             }
         }
         if failure == nil { worker.finish() }
+        // A retirement's drain cuts only connections on the ports the reload dropped.
+        for listener in worker.retirementCuts where !dropped[Int(listener)] {
+            fail("a retirement cut a connection on listener \(listener), whose port the reload kept")
+        }
         // The apps read what the worker's last closes left them.
         for _ in 0..<1000 where apps.contains(where: { app in
             app.readPausedUntil = 0
@@ -189,8 +208,9 @@ final class SimWorld {
             }
             if resumed { continue }
             if !stopped && now >= stopAt { return }   // let the driver raise the stop
+            if !retired && !stopped && now >= retireAt { return }
             if !stopped && started == clientStart.count && allFinished { return }
-            let next = [kernel.nextDue, nextClientStart, nextReadResume, stopped ? .max : stopAt].min()!
+            let next = [kernel.nextDue, nextClientStart, nextReadResume, stopped ? .max : stopAt, retired || stopped ? .max : retireAt].min()!
             guard next != .max else {
                 // Nothing will ever happen again, yet the worker waits: a lost wake-up.
                 let stuck = apps.filter { !$0.finished }.prefix(3).map { app in
@@ -311,6 +331,8 @@ final class SimWorld {
         for p in kernel.pending where !p.done {
             switch p.op {
             case .timeout, .linkTimeout: continue
+            // A retired worker keeps its wake-up poll armed; the ring's teardown drops it.
+            case let .poll(fd, _) where { if case .wake? = kernel.files[fd] { return true } else { return false } }(): continue
             default: fail("operation \(p.op) still pending after the run")
             }
         }
