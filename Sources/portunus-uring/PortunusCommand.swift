@@ -44,6 +44,10 @@ struct PortunusCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Serve the stats socket at PATH instead of [stats] socket_path.", valueName: "PATH"))
     var statsSocket: String?
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDR/metrics instead of [metrics] listen (A.B.C.D:PORT or [IPv6]:PORT).",
+                               valueName: "ADDR"))
+    var metricsListen: String?
+
     @Flag(name: [.customShort("V"), .customLong("version")], help: "Print the version and exit.")
     var version = false
 
@@ -51,6 +55,7 @@ struct PortunusCommand: ParsableCommand {
         if let statsSocket, statsSocket.isEmpty || statsSocket.utf8.count > 107 {
             throw ValidationError("--stats-socket: a Unix socket path of 1 to 107 bytes is needed, got \(statsSocket.utf8.count)")
         }
+        if let metricsListen, case .failure(let error) = ListenAddress.parse(metricsListen) { throw ValidationError("--metrics-listen: \(error)") }
         for server in dnsServers where DNSServer(server) == nil {
             throw ValidationError("--dns-server: \"\(server)\" is not ADDR[:PORT] (an IPv4 address, or an IPv6 address in brackets when a port follows: [::1]:53)")
         }
@@ -133,6 +138,7 @@ struct PortunusCommand: ParsableCommand {
         }
         // The stats socket before the "started" line: started means everything is up.
         let stats = startStats(configuration, engine, logger)
+        let metrics = startMetrics(configuration, engine, logger)
         let ids = configuration.rules.map { BLAKE3.ruleID($0.name) }
         logStartup(configuration, ids, engine.settings, logger)
         // Portunus's reporter: once at start-up, then every 60 s, keeping its rhythm
@@ -162,6 +168,7 @@ struct PortunusCommand: ParsableCommand {
                 engine.stop()
                 engine.wait()
                 stats?.stop()
+                metrics?.stop()
                 logCounters(engine, logger)
                 return
             }
