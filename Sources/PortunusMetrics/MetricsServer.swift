@@ -22,6 +22,8 @@ public final class MetricsServer: @unchecked Sendable {
     // only one to use `listenFD` and clients; `stop` only writes the wake pipe and joins.
     /// How long one client may hold the thread, from accept to close.
     public static let clientBudgetMs = 5000
+    /// After the response, how long the client is given to close first.
+    static let lingerMs: Int64 = 1000
     /// The text format's media type (Prometheus's exposition format 0.0.4).
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -162,11 +164,14 @@ public final class MetricsServer: @unchecked Sendable {
             case .ready: continue
             }
         }
-        // Our side done; wait (within the budget) for the client's close, reading what
-        // it may still send, so close() does not reset a response not yet read.
+        // Our side done; wait for the client's close (a scraper closes on
+        // `Connection: close` as soon as it has read the body), reading what it may still
+        // send, so close() does not reset a response not yet read. At most 1 s of the
+        // budget: a client that keeps the connection open only delays the next one that long.
         shutdown(fd, Int32(SHUT_WR))
+        let lingerDeadline = min(deadline, monotonicMs() + Self.lingerMs)
         while true {
-            switch waitFor(fd, Int16(POLLIN), until: deadline) {
+            switch waitFor(fd, Int16(POLLIN), until: lingerDeadline) {
             case .stop: return false
             case .timedOut: return true
             case .ready: break

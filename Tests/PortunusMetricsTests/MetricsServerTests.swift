@@ -102,6 +102,22 @@ import Glibc
         #expect(try httpGet("127.0.0.1", port, "/metrics").status == 200)
     }
 
+    /// A client that has its answer but never closes holds the thread only for the
+    /// linger time (1 s), not its whole budget.
+    @Test func aClientThatNeverClosesIsLetGoAfterALingeringSecond() throws {
+        let (server, port) = try Self.start(budgetMs: 5000)
+        defer { server.stop() }
+        let lingering = try TestSocket.connect("127.0.0.1", port, receiveTimeoutSecs: 5)
+        try lingering.sendAll(Array("GET /metrics HTTP/1.1\r\n\r\n".utf8))
+        let answer = try parseHTTPResponse(try lingering.receiveAll())   // ends at the server's FIN
+        #expect(answer.status == 200)
+        let started = Date()
+        #expect(try httpGet("127.0.0.1", port, "/metrics").status == 200)
+        let waited = Date().timeIntervalSince(started)
+        #expect(waited >= 0.7 && waited < 2.5, "served after \(waited) s")
+        lingering.close()
+    }
+
     @Test func stopClosesTheListenerAndJoins() throws {
         let (server, port) = try Self.start()
         #expect(try httpGet("127.0.0.1", port, "/metrics").status == 200)
