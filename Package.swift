@@ -5,6 +5,8 @@
 //   portunus-uring (executable) -> PortunusEngine -> PortunusRing -> CLiburing
 //   PortunusEngine -> PortunusConfig, PortunusProxyProtocol, PortunusResolver -> CCares
 //   PortunusConfig and PortunusProxyProtocol depend on nothing of ours.
+//   PortunusMetrics (the Prometheus endpoint) -> PortunusEngine, PortunusConfig;
+//   nothing of ours imports it but the executable.
 //   PortunusSimulator (tests and portunus-sim only) -> PortunusEngine through its
 //   Simulation SPI: the worker driven against a simulated kernel.
 import PackageDescription
@@ -23,6 +25,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The Prometheus text format, as the Swift server ecosystem writes it; it brings
+        // swift-metrics' CoreMetrics (2.13.0 here) and swift-atomics, no Foundation and no
+        // SwiftNIO. swift-metrics is not listed itself: no target of ours uses its API.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // liburing from Debian's liburing-dev; shim.h re-exports what Swift cannot import.
@@ -85,10 +91,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The optional Prometheus endpoint (`[metrics] listen`): a snapshot of the engine's
+        // counters turned into the text format at scrape time, served by a small HTTP/1.1
+        // server on a thread of its own, off the workers' path.
+        .target(
+            name: "PortunusMetrics",
+            dependencies: [
+                "PortunusEngine", "PortunusConfig",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "portunus-uring",
             dependencies: [
-                "PortunusEngine", "PortunusConfig", "PortunusResolver", "PortunusStats",
+                "PortunusEngine", "PortunusConfig", "PortunusResolver", "PortunusStats", "PortunusMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -102,6 +119,9 @@ let package = Package(
         .testTarget(name: "PortunusProxyProtocolTests", dependencies: ["PortunusProxyProtocol"]),
         .testTarget(name: "PortunusResolverTests", dependencies: ["PortunusResolver", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PortunusSimulatorTests", dependencies: ["PortunusSimulator", "TestSupport"]),
+        .testTarget(name: "PortunusMetricsTests", dependencies: [
+            "PortunusMetrics", "PortunusEngine", "PortunusConfig", "TestSupport", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "PortunusStatsTests", dependencies: ["PortunusStats", "PortunusConfig", "PortunusEngine", "TestSupport"]),
         .testTarget(
             name: "PortunusEngineTests",

@@ -135,6 +135,8 @@ extension ConfigDiagnostic {
         public static let logLevelInvalid = "validation.log_level_invalid"
         /// `log_format` not json / pretty.
         public static let logFormatInvalid = "validation.log_format_invalid"
+        /// `metrics.listen` not `A.B.C.D:PORT` or `[IPv6]:PORT` with a port of 1-65535.
+        public static let metricsListenInvalid = "validation.metrics_listen_invalid"
         /// A number outside its allowed range (drain, flows, idle, priority, socket path length).
         public static let valueOutOfRange = "validation.value_out_of_range"
     }

@@ -1,5 +1,4 @@
-// TOML document -> Configuration: the top level and the three settings
-// sections. Rules are in ConfigParser+Rules.swift, their targets in
+// TOML document -> Configuration: the top level and the settings sections. Rules are in ConfigParser+Rules.swift, their targets in
 // ConfigParser+Targets.swift, checks across rules in ConfigParser+Overlap.swift.
 
 /// One validation pass over a parsed TOML document. Every problem goes to
@@ -16,11 +15,12 @@ struct ConfigParser {
         let global = parseGlobal(section(top, "global", place: "[global]"))
         let defaults = parseDefaults(section(top, "defaults", place: "[defaults]"))
         let stats = parseStats(section(top, "stats", place: "[stats]"))
+        let metrics = parseMetrics(section(top, "metrics", place: "[metrics]"))
         let drafts = parseRules(top, defaults: defaults)
         checkListenOverlaps(drafts)
-        top.reportUnknownKeys(known: ["global", "defaults", "stats", "rule"])
+        top.reportUnknownKeys(known: ["global", "defaults", "stats", "metrics", "rule"])
         guard sink.count == 0 else { return nil }
-        return Configuration(global: global, defaults: defaults.settings, stats: stats,
+        return Configuration(global: global, defaults: defaults.settings, stats: stats, metrics: metrics,
                              rules: drafts.compactMap(\.rule))
     }
 
@@ -110,5 +110,21 @@ struct ConfigParser {
         }
         return StatsSettings(enabled: enabled, socketPath: path,
                              refresh: refreshMs.map { .milliseconds($0) } ?? fallback.refresh)
+    }
+
+    /// `[metrics]` (an addition): `listen` is checked where it is written, so the
+    /// diagnostic carries its line and column.
+    private func parseMetrics(_ reader: TableReader?) -> MetricsSettings {
+        guard let reader else { return MetricsSettings() }
+        defer { reader.reportUnknownKeys(known: ["listen"]) }
+        guard let text = reader.string("listen", hint: "write listen = \"127.0.0.1:9300\"") else { return MetricsSettings() }
+        switch ListenAddress.parse(text) {
+        case .success(let address):
+            return MetricsSettings(listen: address)
+        case .failure(let error):
+            reader.sink.report(ConfigDiagnostic.Code.metricsListenInvalid, reader.scope, key: "listen",
+                               at: reader.table.position(of: "listen"), error.message)
+            return MetricsSettings()
+        }
     }
 }

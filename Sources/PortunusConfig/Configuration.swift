@@ -4,7 +4,7 @@
 // rely on the invariants documented on each type and never re-check them.
 // `ConfigLoader` is the only producer of a `Configuration` from a file.
 
-/// A fully validated configuration file: the four TOML sections, with
+/// A fully validated configuration file: the TOML sections, with
 /// `[defaults]` already folded into every rule.
 public struct Configuration: Sendable, Equatable {
     /// `[global]`: process-wide settings.
@@ -14,6 +14,8 @@ public struct Configuration: Sendable, Equatable {
     public let defaults: RuleDefaults
     /// `[stats]`: the stats socket.
     public let stats: StatsSettings
+    /// `[metrics]` (an addition to the Portunus schema): the Prometheus endpoint, off by default.
+    public let metrics: MetricsSettings
     /// `[[rule]]` entries in file order; never empty, names unique, no two
     /// rules of the same protocol share a listen port.
     public let rules: [Rule]
@@ -32,10 +34,12 @@ public struct Configuration: Sendable, Equatable {
     public init(global: GlobalSettings = GlobalSettings(),
                 defaults: RuleDefaults = RuleDefaults(),
                 stats: StatsSettings = StatsSettings(),
+                metrics: MetricsSettings = MetricsSettings(),
                 rules: [Rule]) {
         self.global = global
         self.defaults = defaults
         self.stats = stats
+        self.metrics = metrics
         self.rules = rules
     }
 }
@@ -118,6 +122,18 @@ public struct StatsSettings: Sendable, Equatable {
         self.enabled = enabled
         self.socketPath = socketPath
         self.refresh = refresh
+    }
+}
+
+/// `[metrics]` (an addition to the Portunus schema): the Prometheus text endpoint.
+public struct MetricsSettings: Sendable, Equatable {
+    /// `listen`: the address and port the endpoint serves `GET /metrics` on; nil
+    /// (the default, and what every Portunus file gives) when there is no endpoint.
+    public let listen: ListenAddress?
+
+    /// Creates metrics settings; the default serves no endpoint.
+    public init(listen: ListenAddress? = nil) {
+        self.listen = listen
     }
 }
 

@@ -20,6 +20,14 @@ final class DiagnosticCollector {
             code: code, rule: scope.rule, key: key.map(scope.qualified), message: message))
     }
 
+    /// Reports a problem at the line and column where `key` is written, for keys whose
+    /// value is a whole address or expression the operator will want to find in the file.
+    func report(_ code: String, _ scope: Scope, key: String, at position: TOMLPosition?, _ message: String) {
+        diagnostics.append(ConfigDiagnostic(
+            code: code, rule: scope.rule, key: scope.qualified(key), line: position?.line, column: position?.column,
+            message: message))
+    }
+
     func warn(_ code: String, _ scope: Scope, key: String?, _ message: String) {
         warnings.append(ConfigDiagnostic(
             code: code, rule: scope.rule, key: key.map(scope.qualified), message: message, severity: .warning))

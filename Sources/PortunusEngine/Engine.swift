@@ -286,6 +286,26 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
+    /// The DNS resolver's counts (cache, lookups, failures); nil when no target is named
+    /// by DNS. Relaxed atomic loads: safe from any thread, no lock.
+    public func resolverFigures() -> ResolverFigures? {
+        resolver?.figures()
+    }
+
+    /// Per endpoint (a rule's target at one port, in plan order): its rule (an index into
+    /// `plan.ruleNames`), its label as written (`host:port`) and whether it is Healthy.
+    /// One relaxed atomic load per endpoint: safe from any thread, no lock.
+    public func targetStates() -> [(rule: Int, target: String, healthy: Bool)] {
+        var states: [(rule: Int, target: String, healthy: Bool)] = []
+        states.reserveCapacity(plan.endpointLabels.count)
+        for listener in plan.listeners + plan.udpListeners {
+            for endpoint in listener.endpoints {
+                states.append((listener.rule, plan.endpointLabels[endpoint], !health.isFailed(endpoint)))
+            }
+        }
+        return states
+    }
+
     /// The IPv4 and IPv6 listen ports, for logs and tests.
     public var listenPorts: [(rule: String, port: UInt16)] {
         plan.listeners.map { (plan.ruleNames[$0.rule], $0.port) }

@@ -1,3 +1,4 @@
+import Glibc
 import Logging
 import PortunusConfig
 import Synchronization
@@ -42,6 +43,19 @@ public final class Forwarder: @unchecked Sendable {
         /// The final totals of ended engines, by rule name (names of the configuration
         /// in force only).
         var carried: [String: RuleCounters] = [:]
+        var reloads = ReloadRecord(loadedUnixSeconds: Forwarder.unixSeconds())
+    }
+
+    /// Reloads so far, for the metrics.
+    public struct ReloadRecord: Sendable {
+        /// Reloads that took effect, and reloads refused (an invalid file, or a new
+        /// configuration that could not start).
+        public var applied: UInt64 = 0
+        public var failed: UInt64 = 0
+        /// Whether the last reload took effect (true before any).
+        public var lastSuccessful = true
+        /// When the configuration in force was loaded (Unix time).
+        public var loadedUnixSeconds: Double
     }
 
     /// At most this many earlier engines may keep their connections open without a
@@ -68,6 +82,19 @@ public final class Forwarder: @unchecked Sendable {
     public var current: Engine { state.withLock { $0.current } }
     /// Engines of earlier configurations still running.
     public var drainingCount: Int { state.withLock { $0.draining.count } }
+    /// Reloads so far.
+    public var reloads: ReloadRecord { state.withLock { $0.reloads } }
+
+    /// A reload refused before it reached ``reload(_:)`` (the file did not validate).
+    public func recordFailedReload() {
+        state.withLock { $0.reloads.failed += 1; $0.reloads.lastSuccessful = false }
+    }
+
+    static func unixSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
 
     /// Per-rule totals, for the rules named in `names` (default: those of the
     /// configuration in force, in its order): under each name, the current engine's,
@@ -93,6 +120,15 @@ public final class Forwarder: @unchecked Sendable {
     /// Applies `configuration` (already validated, as `--check` does). On success the
     /// new engine serves; on failure nothing changed and the error says why.
     public func reload(_ configuration: Configuration) throws(EngineStartupError) -> ReloadSummary {
+        do {
+            return try apply(configuration)
+        } catch {
+            recordFailedReload()
+            throw error
+        }
+    }
+
+    private func apply(_ configuration: Configuration) throws(EngineStartupError) -> ReloadSummary {
         let (old, running) = state.withLock { ($0.current, $0.configuration) }
         var summary = Self.difference(running, configuration)
         var applied = configuration
@@ -122,6 +158,9 @@ public final class Forwarder: @unchecked Sendable {
             state.draining.append(state.current)
             state.current = engine
             state.configuration = applied
+            state.reloads.applied += 1
+            state.reloads.lastSuccessful = true
+            state.reloads.loadedUnixSeconds = Self.unixSeconds()
             let names = Set(applied.rules.map(\.name))
             state.carried = state.carried.filter { names.contains($0.key) }
             // Stopped engines still count under their rule names until they end.

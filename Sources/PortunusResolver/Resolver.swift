@@ -8,6 +8,29 @@ public struct ResolverError: Error, Sendable, CustomStringConvertible {
     public let description: String
 }
 
+/// What the resolver has done since it started (the metrics endpoint's DNS figures).
+public struct ResolverFigures: Sendable, Equatable {
+    /// DNS names in the configuration (the names the resolver serves).
+    public var names: Int
+    /// Names holding answers now (at most the cache capacity).
+    public var cachedNames: UInt64
+    /// Requests from workers answered from the cache at once (fresh answers, or a name
+    /// that failed a moment ago), without a lookup.
+    public var cacheAnswers: UInt64
+    /// Lookups begun: requests the cache could not answer.
+    public var lookups: UInt64
+    /// Lookups that ended without an answer (server error, no record, deadline).
+    public var lookupFailures: UInt64
+
+    public init(names: Int, cachedNames: UInt64, cacheAnswers: UInt64, lookups: UInt64, lookupFailures: UInt64) {
+        self.names = names
+        self.cachedNames = cachedNames
+        self.cacheAnswers = cacheAnswers
+        self.lookups = lookups
+        self.lookupFailures = lookupFailures
+    }
+}
+
 /// DNS resolution for the workers, on a thread of its own with c-ares, so that no ring
 /// ever waits on DNS (SPEC.md §6).
 ///
@@ -31,6 +54,12 @@ public final class Resolver: @unchecked Sendable {
     private let wakeFD: Int32
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t?
+    /// ``figures()``: written by the resolver thread only, read by any thread (relaxed:
+    /// each is a count on its own, no reader needs them consistent with each other).
+    private let cachedNamesFigure = Atomic<UInt64>(0)
+    private let cacheAnswersFigure = Atomic<UInt64>(0)
+    private let lookupsFigure = Atomic<UInt64>(0)
+    private let lookupFailuresFigure = Atomic<UInt64>(0)
 
     // Resolver thread only.
     private var channel: OpaquePointer?
@@ -168,6 +197,14 @@ public final class Resolver: @unchecked Sendable {
         thread = nil
     }
 
+    /// The resolver's counts so far: relaxed atomic loads, no lock, from any thread.
+    public func figures() -> ResolverFigures {
+        ResolverFigures(names: names.count, cachedNames: cachedNamesFigure.load(ordering: .relaxed),
+                        cacheAnswers: cacheAnswersFigure.load(ordering: .relaxed),
+                        lookups: lookupsFigure.load(ordering: .relaxed),
+                        lookupFailures: lookupFailuresFigure.load(ordering: .relaxed))
+    }
+
     /// Asks for name `name` on behalf of `worker`: the answer goes to that worker's
     /// mailbox, at once if the cache can give it, else when the lookup ends (within
     /// `lookupTimeoutMs`).
@@ -244,8 +281,10 @@ public final class Resolver: @unchecked Sendable {
         // Fresh, or failed a moment ago: the cache answers.
         if now < entries[name].freshUntilMs || (entries[name].failed && now < entries[name].retryAtMs) {
             mailboxes[worker].post(answer(name))
+            cacheAnswersFigure.wrappingAdd(1, ordering: .relaxed)
             return
         }
+        lookupsFigure.wrappingAdd(1, ordering: .relaxed)
         entries[name].waiters.append(worker)
         entries[name].deadlineMs = now + settings.lookupTimeoutMs
         pending.append(name)
@@ -354,6 +393,7 @@ public final class Resolver: @unchecked Sendable {
     }
 
     private func fail(_ name: Int, _ reason: String, _ now: Int64) {
+        lookupFailuresFigure.wrappingAdd(1, ordering: .relaxed)
         entries[name].failed = true
         entries[name].retryAtMs = now + settings.negativeMs
         let stale = !entries[name].addresses.isEmpty && now < entries[name].freshUntilMs + settings.staleMs
@@ -396,11 +436,13 @@ public final class Resolver: @unchecked Sendable {
                 entries[victim].failed = false
                 entries[victim].retryAtMs = 0
                 cachedCount -= 1
+                cachedNamesFigure.store(UInt64(cachedCount), ordering: .relaxed)
                 let evicted = answer(victim)
                 for box in mailboxes { box.post(evicted) }
             }
         }
         cachedCount += 1
+        cachedNamesFigure.store(UInt64(cachedCount), ordering: .relaxed)
     }
 
     private func answer(_ name: Int) -> NameAnswer {

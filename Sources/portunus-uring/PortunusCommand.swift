@@ -44,6 +44,10 @@ struct PortunusCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Serve the stats socket at PATH instead of [stats] socket_path.", valueName: "PATH"))
     var statsSocket: String?
 
+    @Option(help: ArgumentHelp("Serve Prometheus metrics at http://ADDR/metrics instead of [metrics] listen (A.B.C.D:PORT or [IPv6]:PORT).",
+                               valueName: "ADDR"))
+    var metricsListen: String?
+
     @Flag(name: [.customShort("V"), .customLong("version")], help: "Print the version and exit.")
     var version = false
 
@@ -51,6 +55,7 @@ struct PortunusCommand: ParsableCommand {
         if let statsSocket, statsSocket.isEmpty || statsSocket.utf8.count > 107 {
             throw ValidationError("--stats-socket: a Unix socket path of 1 to 107 bytes is needed, got \(statsSocket.utf8.count)")
         }
+        if let metricsListen, case .failure(let error) = ListenAddress.parse(metricsListen) { throw ValidationError("--metrics-listen: \(error)") }
         for server in dnsServers where DNSServer(server) == nil {
             throw ValidationError("--dns-server: \"\(server)\" is not ADDR[:PORT] (an IPv4 address, or an IPv6 address in brackets when a port follows: [::1]:53)")
         }
@@ -131,6 +136,7 @@ struct PortunusCommand: ParsableCommand {
         }
         // The stats socket before the "started" line: started means everything is up.
         let stats = startStats(configuration, forwarder, logger)
+        let metrics = startMetrics(configuration, forwarder, logger)
         logStartup(configuration, forwarder.current.settings, logger)
         let notify = SystemdNotify(logger: logger)
         notify.ready(status: "forwarding: \(configuration.rules.count) rule(s), \(forwarder.current.settings.workers) worker(s)")
@@ -173,6 +179,7 @@ struct PortunusCommand: ParsableCommand {
                 forwarder.stop()
                 forwarder.wait()
                 stats?.stop()
+                metrics?.stop()
                 logCounters(forwarder, logger)
                 return
             }

@@ -27,10 +27,12 @@ extension PortunusCommand {
                     "event": "standalone.reload_invalid", "code": "\(diagnostic.code)", "path": "\(config)",
                 ])
             }
+            forwarder.recordFailedReload()
             logReloadFailed(logger, reason: "the file is not valid (\(error.diagnostics.count) error(s))", startedNs)
             return .failed
         } catch {
             logger.error("\(error)", metadata: ["event": "standalone.reload_invalid", "code": "fd_limit_too_low", "path": "\(config)"])
+            forwarder.recordFailedReload()
             logReloadFailed(logger, reason: "\(error)", startedNs)
             return .failed
         }
