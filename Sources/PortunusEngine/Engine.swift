@@ -70,9 +70,7 @@ public final class Engine: @unchecked Sendable {
         if !plan.udpListeners.isEmpty && settings.datagramBufferCount == 0 { settings.datagramBufferCount = 256 }
         self.settings = settings
         self.logger = logger
-        // At most a year (validated), so the milliseconds cannot overflow.
-        let drain = configuration.global.shutdownDrain.components
-        drainMs = Int(drain.seconds) * 1000 + Int(drain.attoseconds / 1_000_000_000_000_000)
+        drainMs = Self.drainMs(configuration)
         ProcessSetup.ignoreSIGPIPE()
         do { try ProcessSetup.probeIOUring() } catch {
             switch error {
@@ -107,6 +105,12 @@ public final class Engine: @unchecked Sendable {
 
     /// Binds each listen port once without SO_REUSEPORT: with it, a second forwarder
     /// run by the same user would silently share the port instead of failing.
+    /// `shutdown_drain_secs` in milliseconds (at most a year, validated: no overflow).
+    public static func drainMs(_ configuration: Configuration) -> Int {
+        let drain = configuration.global.shutdownDrain.components
+        return Int(drain.seconds) * 1000 + Int(drain.attoseconds / 1_000_000_000_000_000)
+    }
+
     /// Ports in `kept` are held by the engine a reload replaces, and not probed.
     private static func probePorts(_ plan: ForwardingPlan, keeping kept: Set<SocketKey>) -> [EngineError] {
         var problems: [EngineError] = []
@@ -231,38 +235,47 @@ public final class Engine: @unchecked Sendable {
                     return
                 }
                 latch.arrive()
+                // Given up (another worker failed): its listen sockets are closed
+                // without an accept ever armed on them.
+                guard latch.awaitDecision() else { worker.finish(); return }
                 worker.run()
             })
         }
         let failures = latch.wait()
+        latch.decide(failures.isEmpty)
         if !failures.isEmpty {
-            stop()
             wait()
             throw EngineStartupError(problems: failures)
         }
     }
 
-    /// Asks every worker to stop accepting and to drain. Safe to call more than once,
-    /// and after `retire`.
-    public func stop() {
-        control.requestStop()
+    /// Asks every worker to stop accepting and to drain, within `drainMs` (default: the
+    /// engine's configuration's budget). Safe to call more than once, and after `retire`.
+    public func stop(drainMs: Int? = nil) {
+        control.requestStop(drainMs: drainMs)
+        for setup in setups { EventFD.signal(setup.wakeFD) }
+    }
+
+    /// Stops, and resets every connection at once.
+    public func cut() {
+        control.requestCut()
         for setup in setups { EventFD.signal(setup.wakeFD) }
     }
 
     /// A reload put `successor` on the listen sockets: every worker stops accepting and
-    /// keeps its connections; when the drain budget is spent, it cuts those on ports
-    /// `successor` does not listen on. Call after `successor.start()`.
+    /// keeps its connections; when the drain budget (`successor`'s) is spent, it cuts
+    /// those on ports `successor` does not listen on. Call after `successor.start()`.
     public func retire(for successor: Engine) {
         let kept = Set(successor.plan.listeners.map(\.port))
-        control.requestRetire(droppedListeners: plan.listeners.map { !kept.contains($0.port) })
+        control.requestRetire(droppedListeners: plan.listeners.map { !kept.contains($0.port) }, drainMs: successor.drainMs)
         for setup in setups { EventFD.signal(setup.wakeFD) }
     }
 
     /// `stop()` was called.
     public var isStopping: Bool { control.stopRequested }
 
-    /// Every worker thread has ended (`wait()` then returns at once).
-    public var hasEnded: Bool { ended.count.load(ordering: .acquiring) == threads.count }
+    /// Every worker thread has ended (`wait()` then returns at once). Any thread.
+    public var hasEnded: Bool { ended.count.load(ordering: .acquiring) == settings.workers }
 
     /// Connections open now, over every worker.
     public var openConnections: UInt64 { counters().reduce(0) { $0 + $1.connectionsActive } }

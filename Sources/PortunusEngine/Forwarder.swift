@@ -16,8 +16,10 @@ public struct ReloadSummary: Sendable {
     /// Engines of earlier configurations still holding connections, after this one.
     public var draining = 0
     /// Earlier engines stopped (drain budget, then cut) because more than
-    /// ``Forwarder/maxDrainingEngines`` were left.
+    /// ``Forwarder/maxDrainingEngines`` were left, and cut at once because more than
+    /// ``Forwarder/maxEngines`` were.
     public var forcedStops = 0
+    public var forcedCuts = 0
 }
 
 /// The running forwarder across reloads: the engine serving the configuration in
@@ -62,6 +64,9 @@ public final class Forwarder: @unchecked Sendable {
     /// deadline (each holds a thread per worker and their rings); past it, the oldest
     /// is stopped: its connections get the drain budget, then are cut.
     public static let maxDrainingEngines = 8
+    /// At most this many earlier engines in all, stopped ones included (reloads faster
+    /// than the drain budget): past it, the oldest is cut at once.
+    public static let maxEngines = 16
 
     private let state: Mutex<State>
     private let settings: EngineSettings
@@ -84,6 +89,11 @@ public final class Forwarder: @unchecked Sendable {
     public var drainingCount: Int { state.withLock { $0.draining.count } }
     /// Reloads so far.
     public var reloads: ReloadRecord { state.withLock { $0.reloads } }
+
+    /// The configuration in force, the engine serving it and the reloads, read together.
+    public func view() -> (configuration: Configuration, current: Engine, reloads: ReloadRecord) {
+        state.withLock { ($0.configuration, $0.current, $0.reloads) }
+    }
 
     /// A reload refused before it reached ``reload(_:)`` (the file did not validate).
     public func recordFailedReload() {
@@ -153,7 +163,7 @@ public final class Forwarder: @unchecked Sendable {
             engine = try Engine(configuration: applied, settings: settings, logger: logger, inheriting: old)
         }
         try engine.start()
-        var forced: [Engine] = []
+        var forced: [Engine] = [], cut: [Engine] = []
         state.withLock { state in
             state.draining.append(state.current)
             state.current = engine
@@ -166,9 +176,13 @@ public final class Forwarder: @unchecked Sendable {
             // Stopped engines still count under their rule names until they end.
             let retired = state.draining.filter { !$0.isStopping }
             forced = Array(retired.prefix(max(0, retired.count - Self.maxDrainingEngines)))
+            cut = Array(state.draining.prefix(max(0, state.draining.count - Self.maxEngines)))
         }
         old.retire(for: engine)
-        for engine in forced { engine.stop() }
+        let drainMs = Engine.drainMs(applied)
+        for engine in forced { engine.stop(drainMs: drainMs) }
+        for engine in cut { engine.cut() }
+        summary.forcedCuts = cut.count
         summary.forcedStops = forced.count
         summary.draining = drainingCount
         return summary
@@ -191,10 +205,11 @@ public final class Forwarder: @unchecked Sendable {
         }
     }
 
-    /// Stops every engine: no new connections; open ones drain within the budget.
+    /// Stops every engine: no new connections; open ones drain within the budget of the
+    /// configuration in force.
     public func stop() {
-        let engines = state.withLock { [$0.current] + $0.draining }
-        for engine in engines { engine.stop() }
+        let (engines, drainMs) = state.withLock { ([$0.current] + $0.draining, Engine.drainMs($0.configuration)) }
+        for engine in engines { engine.stop(drainMs: drainMs) }
     }
 
     /// Waits until every engine has ended.

@@ -19,14 +19,17 @@ public func spawnThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     return thread
 }
 
-/// A count-down latch carrying the first error, for worker start-up: the engine waits
-/// until every worker has its ring (or one failed) before it reports "started".
+/// A count-down latch carrying the errors, for worker start-up: the engine waits until
+/// every worker has its ring (or one failed), then decides, and only on "go" does any
+/// worker arm its accepts (so workers of an engine that fails to start never take a
+/// client from a listen socket a reload shares with the running engine).
 final class StartupLatch<Failure: Error & Sendable>: @unchecked Sendable {
     // @unchecked: every field is read and written under `mutex`.
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
     private var remaining: Int
     private var failures: [Failure] = []
+    private var decision: Bool?
 
     init(count: Int) {
         remaining = count
@@ -45,6 +48,23 @@ final class StartupLatch<Failure: Error & Sendable>: @unchecked Sendable {
         remaining -= 1
         pthread_cond_broadcast(&condition)
         pthread_mutex_unlock(&mutex)
+    }
+
+    /// The engine's word once every worker arrived: true to run, false to give up.
+    func decide(_ go: Bool) {
+        pthread_mutex_lock(&mutex)
+        decision = go
+        pthread_cond_broadcast(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Blocks a worker until the engine decided; true: run.
+    func awaitDecision() -> Bool {
+        pthread_mutex_lock(&mutex)
+        while decision == nil { pthread_cond_wait(&condition, &mutex) }
+        let go = decision!
+        pthread_mutex_unlock(&mutex)
+        return go
     }
 
     /// Blocks until every party arrived; returns the failures.

@@ -115,6 +115,9 @@ enum WorkerLayout {
     /// The plan listener of every connection a retirement's drain cut (the simulator
     /// checks each was on a dropped port); grows only when a drain budget is spent.
     @_spi(Simulation) public private(set) var retirementCuts: [Int32] = []
+    /// The drain timeouts prepared (at most one per scope: a retirement's, a stop's),
+    /// kept until the worker ends since the kernel reads them at submission.
+    var drainTimeouts: [PinnedTimeout] = []
     let counters: WorkerCounters
     let logger: Logger
     var failureLog: RateLimitedLog
@@ -382,23 +385,28 @@ enum WorkerLayout {
 
     private func onWake() {
         io.drainWakeup(setup.wakeFD)
-        // A wake-up that asks for nothing (the simulator's) is a stop.
-        let retire = setup.control.retireRequested && !setup.control.stopRequested
-        if stopping && (retiring == retire) {
-            if retiring { armWake() }
+        let control = setup.control
+        // A wake-up that asks for nothing (the simulator's at first) is a stop.
+        let retire = control.retireRequested && !control.stopRequested
+        if stopping && !retiring {
+            // Stopped already: only a cut is news.
+            if control.cutRequested { onDrainExpired(onlyDroppedPorts: false) } else { armWake() }
             return
         }
+        if stopping && retire { armWake(); return }
         if !stopping { stopAccepting() }
         stopping = true
+        // The wake-up poll is one-shot: re-armed while a later wake-up (a stop after a
+        // retirement, a cut after a stop) can still matter.
+        armWake()
         if retire {
             retiring = true
-            // A retired worker still has to hear the stop that ends it.
-            armWake()
-            droppedListeners = setup.control.droppedListeners
+            droppedListeners = control.droppedListeners
             guard slab.activeSlots().contains(where: { droppedListeners[Int(slab[$0].listener)] }) else { return }
             armDrain(DrainScope.droppedPorts)
         } else {
             retiring = false
+            if control.cutRequested { onDrainExpired(onlyDroppedPorts: false); return }
             if slab.inUse > 0 { armDrain(DrainScope.all) }
         }
     }
@@ -421,10 +429,15 @@ enum WorkerLayout {
         }
     }
 
-    /// The drain budget starts: `scope` says which connections its end cuts.
+    /// The drain budget starts: `scope` says which connections its end cuts. The budget
+    /// is the one the engine passed with the request (the configuration in force then),
+    /// else the worker's own; each scope's timeout is pinned until its worker ends.
     private func armDrain(_ scope: UInt32) {
-        if drainTimeout.milliseconds == 0 { onDrainExpired(onlyDroppedPorts: scope == DrainScope.droppedPorts); return }
-        io.prepareTimeout(drainTimeout, userData: UserData(slot: scope, generation: 0, kind: OperationKind.drainTimer.rawValue))
+        let ms = setup.control.drainMs ?? drainTimeout.milliseconds
+        if ms == 0 { onDrainExpired(onlyDroppedPorts: scope == DrainScope.droppedPorts); return }
+        let timeout = ms == drainTimeout.milliseconds ? drainTimeout : PinnedTimeout(milliseconds: ms)
+        drainTimeouts.append(timeout)
+        io.prepareTimeout(timeout, userData: UserData(slot: scope, generation: 0, kind: OperationKind.drainTimer.rawValue))
     }
 
     /// The drain budget is spent: the connections still open are cut (RST); after a

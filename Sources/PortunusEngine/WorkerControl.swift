@@ -9,20 +9,36 @@ import Synchronization
 @_spi(Simulation) public final class WorkerControl: Sendable {
     private let stop = Atomic<Bool>(false)
     private let retire = Atomic<Bool>(false)
+    private let cut = Atomic<Bool>(false)
+    private let drain = Atomic<Int>(-1)
     private let dropped = Mutex<[Bool]>([])
 
     @_spi(Simulation) public init() {}
 
     var stopRequested: Bool { stop.load(ordering: .acquiring) }
     var retireRequested: Bool { retire.load(ordering: .acquiring) }
+    /// Every connection is to be reset now (a stopped engine past the forwarder's cap).
+    var cutRequested: Bool { cut.load(ordering: .acquiring) }
+    /// The drain budget of the configuration in force when asked (a reload may have
+    /// changed `shutdown_drain_secs` since the worker started); nil: the worker's own.
+    var drainMs: Int? { let ms = drain.load(ordering: .acquiring); return ms < 0 ? nil : ms }
     /// Per plan TCP listener: whether the new configuration dropped its port.
     var droppedListeners: [Bool] { dropped.withLock { $0 } }
 
-    func requestStop() { stop.store(true, ordering: .releasing) }
+    @_spi(Simulation) public func requestStop(drainMs: Int? = nil) {
+        if let drainMs { drain.store(drainMs, ordering: .releasing) }
+        stop.store(true, ordering: .releasing)
+    }
 
-    @_spi(Simulation) public func requestRetire(droppedListeners: [Bool]) {
+    @_spi(Simulation) public func requestRetire(droppedListeners: [Bool], drainMs: Int? = nil) {
         dropped.withLock { $0 = droppedListeners }
+        if let drainMs { drain.store(drainMs, ordering: .releasing) }
         retire.store(true, ordering: .releasing)
+    }
+
+    func requestCut() {
+        cut.store(true, ordering: .releasing)
+        stop.store(true, ordering: .releasing)
     }
 }
 

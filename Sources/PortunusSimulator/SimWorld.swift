@@ -162,6 +162,7 @@ final class SimWorld {
             }
             if !stopped && (now >= stopAt || (started == count && allFinished)) {
                 stopped = true
+                control.requestStop()
                 kernel.wakeSignalled = true
             }
         }

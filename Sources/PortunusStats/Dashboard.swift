@@ -162,7 +162,9 @@ public final class Dashboard {
             if case let .object(extra)? = entry["uring"] {
                 state.errors += extra.map { ("uring." + $0.0, $0.1.uint64Value ?? 0) }
             }
-            if elapsedSecs > 0 {
+            // A rule's first snapshot (at start, or added by a reload) has no earlier one
+            // to take a rate from: its totals may include what older workers counted.
+            if elapsedSecs > 0 && !state.counters.isEmpty {
                 for key in Self.rateKeys {
                     let now = counters[key] ?? 0, before = state.counters[key] ?? 0
                     state.rates[key] = now >= before ? Double(now - before) / elapsedSecs : 0

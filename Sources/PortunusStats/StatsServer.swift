@@ -31,8 +31,9 @@ public final class StatsServer: @unchecked Sendable {
         var pending: [UInt8] = []
         var written = 0
         var pendingSinceMs: UInt64 = 0
-        /// The documents whose hello this client was sent.
-        var hello: ObjectIdentifier
+        /// The documents whose hello this client was sent (held, so that a reload's new
+        /// documents can never be mistaken for them).
+        var hello: StatsDocuments
     }
 
     public let path: String
@@ -198,8 +199,8 @@ public final class StatsServer: @unchecked Sendable {
                 if client.nextDueMs <= after {
                     if client.pending.isEmpty {
                         client.seq += 1
-                        let hello = client.hello == ObjectIdentifier(documents) ? "" : documents.hello + "\n"
-                        client.hello = ObjectIdentifier(documents)
+                        let hello = client.hello === documents ? "" : documents.hello + "\n"
+                        client.hello = documents
                         queue(&client, hello + documents.snapshot(seq: client.seq) + "\n", now: after)
                     }
                     // A client behind by more than a period is not sent a burst to catch up.
@@ -246,7 +247,7 @@ public final class StatsServer: @unchecked Sendable {
                 close(fd)
                 continue
             }
-            var client = Client(fd: fd, seq: 1, nextDueMs: now + documents.refreshMs, hello: ObjectIdentifier(documents))
+            var client = Client(fd: fd, seq: 1, nextDueMs: now + documents.refreshMs, hello: documents)
             queue(&client, documents.hello + "\n" + documents.snapshot(seq: 1) + "\n", now: now)
             if flush(&client) { clients.append(client) } else { close(fd) }
         }

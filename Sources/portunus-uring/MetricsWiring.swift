@@ -28,8 +28,7 @@ extension PortunusCommand {
     /// (relaxed atomic loads, and the forwarder's lock for a moment), from the metrics thread.
     static func metricsSnapshot(_ forwarder: Forwarder) -> @Sendable () -> MetricsSnapshot {
         {
-            let configuration = forwarder.configuration
-            let engine = forwarder.current
+            let (configuration, engine, reloads) = forwarder.view()
             let names = configuration.rules.map(\.name)
             let rules = zip(configuration.rules, forwarder.counters(named: names)).map { rule, counters in
                 MetricsSnapshot.Rule(name: rule.name, proto: rule.proto.rawValue, counters: counters)
@@ -41,7 +40,6 @@ extension PortunusCommand {
                 DNSFigures(names: UInt64(figures.names), cachedNames: figures.cachedNames, cacheAnswers: figures.cacheAnswers,
                            lookups: figures.lookups, lookupFailures: figures.lookupFailures)
             }
-            let reloads = forwarder.reloads
             return MetricsSnapshot(rules: rules, targets: targets, dns: dns, reloads: reloads.applied, reloadFailures: reloads.failed,
                                    lastReloadSuccessful: reloads.lastSuccessful, configLoadedUnixSeconds: reloads.loadedUnixSeconds)
         }

@@ -73,6 +73,7 @@ extension PortunusCommand {
             "added": list(summary.added), "removed": list(summary.removed), "changed": list(summary.changed),
             "unchanged": list(summary.unchanged), "failed": list(summary.failed.map(\.rule)),
             "draining_engines": .stringConvertible(summary.draining), "forced_stops": .stringConvertible(summary.forcedStops),
+            "forced_cuts": .stringConvertible(summary.forcedCuts),
             "duration_ms": .stringConvertible(Double((Self.monotonicNs() - startedNs) / 1000) / 1000),
         ])
         return .applied

@@ -167,12 +167,13 @@ import Glibc
     }
 
     /// On a port the new file drops, an open connection is cut once the drain budget is
-    /// spent; on a port it keeps, it lives on.
+    /// spent; on a port it keeps, it lives on. The budget is the new file's: started with
+    /// 30 s and reloaded with 1 s, the cut comes after 1 s, and so does a stop's.
     @Test func droppedPortsDrainKeptPortsStay() throws {
         let first = try TestBackend(.echo), second = try TestBackend(.echo)
         let ports = freePorts(3)
         let files = Files(web: ports[0], stay: ports[1], extra: ports[2], first: first, second: second)
-        let forwarder = try ForwarderProcess(config: files.text(true, drainSecs: 1))
+        let forwarder = try ForwarderProcess(config: files.text(true, drainSecs: 30))
         let onDropped = try TestSocket.connect("127.0.0.1", files.extra, receiveTimeoutSecs: 5)
         let onKept = try TestSocket.connect("127.0.0.1", files.stay, receiveTimeoutSecs: 5)
         for socket in [onDropped, onKept] {
@@ -188,8 +189,12 @@ import Glibc
         try onKept.sendAll(Array("still".utf8))
         #expect(try onKept.receive(exactly: 5) == Array("still".utf8))
         #expect(forwarder.stderrText.contains("event=standalone.reload_drain_expired"))
-        let result = forwarder.stop()
+        // The old workers still hold the kept port's connection: the stop cuts it after
+        // the new file's 1 s, not the 30 s they started with.
+        let stopping = Date()
+        let result = forwarder.stop(timeoutSecs: 10)
         #expect(result.exitCode == 0, "\(result.stderr.suffix(3000))")
+        #expect(Date().timeIntervalSince(stopping) < 5)
     }
 
     /// A new port that cannot be bound leaves its rule out (`rule.failed`); the rest of
@@ -239,6 +244,17 @@ import Glibc
         let stayID = String(BLAKE3.ruleID("stay"))
         let stay = snapshot["r"]?.arrayValue?.first { $0["id"]?.stringValue == stayID }
         #expect(stay?["conns_total"]?.uint64Value == 3)
+        // Two reloads within one refresh period: the hello the client gets is the last one's.
+        #expect(try forwarder.reload(config: files.text(true)))
+        #expect(try forwarder.reload(config: files.text(false) + "[[rule]]\nname = \"late\"\nlisten_port = \(freePort())\ntarget = \"127.0.0.1:\(first.port)\"\n"))
+        // (A snapshot may fall between them: then the first file's hello comes first.)
+        var last: [String] = []
+        let until = Date().addingTimeInterval(5)
+        while last != ["web", "stay", "late"] && Date() < until {
+            let document = try reader.json()
+            if document["v"] != nil { last = document["rules"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? [] }
+        }
+        #expect(last == ["web", "stay", "late"])
         #expect(forwarder.stop().exitCode == 0)
     }
 
