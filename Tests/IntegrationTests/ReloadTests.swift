@@ -258,6 +258,42 @@ import Glibc
         #expect(forwarder.stop().exitCode == 0)
     }
 
+    /// Reloads faster than connections end: each earlier configuration keeps one
+    /// connection open on a kept port. Past 8 waiting without a deadline the oldest is
+    /// stopped (drain budget, 60 s here); past 16 in all the oldest is reset at once; the
+    /// process's threads stay bounded, and the newest connections keep relaying.
+    @Test func earlierConfigurationsAreBounded() throws {
+        let backend = try TestBackend(.echo)
+        let ports = freePorts(2)
+        func file(_ round: Int) -> String {
+            tcpRulesConfig([("stay", ports[0], "127.0.0.1:\(backend.port)"), ("r\(round % 2)", ports[1], "127.0.0.1:\(backend.port)")], drainSecs: 60)
+        }
+        let forwarder = try ForwarderProcess(config: file(0), arguments: ["--workers", "2"])
+        var held: [TestSocket] = []
+        for round in 1...20 {
+            let socket = try TestSocket.connect("127.0.0.1", ports[0], receiveTimeoutSecs: 5)
+            try socket.sendAll([UInt8(round)])
+            #expect(try socket.receive(exactly: 1) == [UInt8(round)])
+            held.append(socket)
+            #expect(try forwarder.reload(config: file(round)))
+        }
+        let log = forwarder.stderrText
+        #expect(log.contains("forced_stops=1"), "no earlier configuration was stopped")
+        #expect(log.contains("forced_cuts=1"), "no earlier configuration was cut")
+        // The engines cut at once end, and are joined within a second or so.
+        let deadline = Date().addingTimeInterval(10)
+        while forwarder.threadCount > 1 + 2 * 17 + 1 && Date() < deadline { usleep(100_000) }
+        #expect(forwarder.threadCount <= 1 + 2 * 17 + 1, "\(forwarder.threadCount) threads")
+        // The oldest connections were reset; the newest relay on.
+        if case .success(let bytes) = held[0].receiveOnce() { #expect(bytes.isEmpty) }
+        for socket in held.suffix(8) {
+            try socket.sendAll([7])
+            #expect(try socket.receive(exactly: 1) == [7])
+        }
+        for socket in held { socket.close() }
+        #expect(forwarder.stop(timeoutSecs: 20).exitCode == 0)
+    }
+
     /// A UDP port both files keep goes on relaying across a reload, and the new target
     /// of a changed UDP rule gets the datagrams of new flows.
     @Test func udpPortsKeptAcrossAReload() throws {
