@@ -89,6 +89,7 @@ final class KernelIO: WorkerIO {
     @inline(__always) func localAddress(_ fd: Int32) -> SocketAddress? { Sockets.localAddress(fd) }
     @inline(__always) func makePipe(size: Int) throws(SystemError) -> (read: Int32, write: Int32) { try Pipes.make(size: size) }
     @inline(__always) func queuedBytes(inPipe fd: Int32) -> Int? { Pipes.queuedBytes(fd) }
+    @inline(__always) func atUrgentMark(_ fd: Int32) -> Bool { Sockets.atUrgentMark(fd) }
     @inline(__always) func drainWakeup(_ fd: Int32) { EventFD.drain(fd) }
 
     /// Milliseconds on CLOCK_MONOTONIC_COARSE (a vDSO read, a few ns, ~4 ms resolution).

@@ -264,8 +264,10 @@ struct RelayHalf {
         case (.splicingIn, .spliceInWouldBlock):
             // The poll said readable, yet the splice found nothing to move: TCP's splice
             // stops at urgent (MSG_OOB) data, which tcp_poll still reports as readable, so
-            // polling again would loop for ever. One recv through a buffer steps past the
-            // urgent byte; the half splices again after it (it keeps its pipe, empty).
+            // polling again would loop for ever (and once the peer has shut its side the
+            // splice says 0 there: the worker asks sockatmark before taking 0 for the
+            // end). One recv through a buffer steps past the urgent byte; the half
+            // splices again after it (it keeps its pipe, empty).
             state = .receiving
             return Step(.recv(pollFirst: false))
         case let (.splicingOut(lastIn), .splicedOut(pipeEmpty)):

@@ -74,7 +74,9 @@ extension Worker {
         if result > 0 { slab[slot][direction].inPipe += result }
         switch result {
         case 1...: drive(slot, direction, .splicedIn(bytes: result))
-        case 0: drive(slot, direction, .endOfStream)
+        // TCP's splice also says 0 at urgent (MSG_OOB) data once the peer has shut its
+        // side: bytes still wait behind it, and a recv steps past it (not the end yet).
+        case 0: drive(slot, direction, io.atUrgentMark(source(slot, direction)) ? .spliceInWouldBlock : .endOfStream)
         case -EAGAIN: drive(slot, direction, .spliceInWouldBlock)
         default: drive(slot, direction, .failed(errno: -result))
         }

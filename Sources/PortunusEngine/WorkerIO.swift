@@ -48,6 +48,8 @@ import PortunusRing
     func peerAddress(_ fd: Int32) -> SocketAddress?
     func localAddress(_ fd: Int32) -> SocketAddress?
     func makePipe(size: Int) throws(SystemError) -> (read: Int32, write: Int32)
+    /// Whether urgent (MSG_OOB) data is next in a TCP socket's stream (sockatmark(3)).
+    func atUrgentMark(_ fd: Int32) -> Bool
     /// Bytes queued in a pipe (FIONREAD), nil if it cannot be asked.
     func queuedBytes(inPipe fd: Int32) -> Int?
     /// Empties the worker's wake-up eventfd.

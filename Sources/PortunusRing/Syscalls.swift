@@ -26,6 +26,9 @@ public enum Sockets {
         return copy
     }
 
+    /// Whether urgent (MSG_OOB) data is next in the socket's stream (sockatmark(3)).
+    public static func atUrgentMark(_ fd: Int32) -> Bool { sockatmark(fd) == 1 }
+
     /// A UDP socket bound to the wildcard address of `family` at `port` (IPv6 only
     /// for .ipv6), non-blocking, reporting each datagram's local address
     /// (IP_PKTINFO / IPV6_RECVPKTINFO): on a host with several addresses a reply must

@@ -15,6 +15,9 @@ final class SimSocket {
     var wasReset = false
     var closed = false
     var shutWrite = false
+    /// Urgent (MSG_OOB) data is next in the stream: a splice moves nothing (and, once
+    /// the peer has shut its side, says 0 as at the end) until a recv steps past it.
+    var atUrgentMark = false
     let address: SocketAddress
     let local: SocketAddress
     /// Which app owns it (nil: the worker). The world keeps every app alive for the
@@ -354,6 +357,11 @@ final class SimKernel: WorkerIO {
         return (allocate(.pipeRead(pipe)), allocate(.pipeWrite(pipe)))
     }
 
+    func atUrgentMark(_ fd: Int32) -> Bool {
+        guard case let .socket(s)? = files[fd] else { world.fail("SIOCATMARK on fd \(fd), not a socket"); return false }
+        return s.atUrgentMark
+    }
+
     func queuedBytes(inPipe fd: Int32) -> Int? {
         switch files[fd] {
         case let .pipeRead(p)?, let .pipeWrite(p)?: return p.bytes.count
@@ -443,6 +451,7 @@ final class SimKernel: WorkerIO {
             }
             if world.random.chance(f.noBuffers) { return (-ENOBUFS, 0, false) }
             guard let bid = buffers.pick() else { return (-ENOBUFS, 0, false) }
+            s.atUrgentMark = false
             var n = min(s.inbound.count, buffers.bufferSize)
             if world.random.chance(f.shortIO) { n = world.random.int(1...n) }
             let bytes = s.inbound.take(n)
@@ -487,12 +496,17 @@ final class SimKernel: WorkerIO {
         switch (files[from], files[to]) {
         case let (.socket(s)?, .pipeWrite(p)?):
             if s.wasReset { return -ECONNRESET }
+            if s.atUrgentMark { return s.peerShutWrite ? 0 : -EAGAIN }
             if s.inbound.isEmpty { return s.peerShutWrite ? 0 : -EAGAIN }
             var n = min(s.inbound.count, length, p.capacity - p.bytes.count)
             guard n > 0 else { return -EAGAIN }
             // TCP's splice stops at urgent data with bytes queued (a recv steps past it):
-            // the engine must not poll and splice again in a loop.
-            if world.random.chance(world.faults.shortIO / 4) { return -EAGAIN }
+            // the engine must not poll and splice again in a loop, and must not take the
+            // 0 it returns there once the peer has shut its side for the end.
+            if world.random.chance(world.faults.shortIO / 4) {
+                s.atUrgentMark = true
+                return s.peerShutWrite ? 0 : -EAGAIN
+            }
             if world.random.chance(world.faults.shortIO) { n = world.random.int(1...n) }
             p.bytes.append(s.inbound.take(n))
             s.peer?.app?.peerChanged()

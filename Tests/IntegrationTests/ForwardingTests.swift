@@ -59,6 +59,35 @@ import TestSupport
         #expect(result.exitCode == 0)
     }
 
+    /// The same, with the urgent byte, the bytes after it and the client's FIN all queued
+    /// before the forwarder looks (it is frozen meanwhile): TCP's splice then returns 0 at
+    /// the urgent byte, as at the end of the stream. Taking that for the end left the
+    /// bytes behind it unread, and closing a socket with unread bytes resets the client.
+    @Test(arguments: ["splice", "auto", "buffers"])
+    func urgentDataBeforeTheEndIsNotTakenForTheEnd(relay: String) throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let forwarder = try ForwarderProcess(config: tcpRuleConfig(listenPort: listen, target: "127.0.0.1:\(backend.port)"),
+                                             arguments: ["--relay", relay])
+        let client = try TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 10)
+        // Enough first for auto to move the half to splice (16 full buffers in a row).
+        let before = randomBytes(relay == "auto" ? 4 << 20 : 1000, seed: 7)
+        let sender = Thread { try? client.sendAll(before) }
+        sender.start()
+        #expect(try client.receive(exactly: before.count) == before)
+        while !sender.isFinished { usleep(1000) }
+        #expect(kill(forwarder.pid, SIGSTOP) == 0)
+        var urgent: UInt8 = 0x21
+        #expect(send(client.fd, &urgent, 1, Int32(MSG_OOB)) == 1)
+        let after = Array("|after the urgent byte".utf8)
+        try client.sendAll(after)
+        client.shutdownWrite()
+        usleep(50_000)
+        #expect(kill(forwarder.pid, SIGCONT) == 0)
+        #expect(try client.receiveAll() == after)
+        #expect(forwarder.stop().exitCode == 0)
+    }
+
     @Test(arguments: ["buffers", "splice", "auto"])
     func twoHundredConcurrentConnections(relay: String) throws {
         let backend = try TestBackend(.echo)
