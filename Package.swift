@@ -5,7 +5,7 @@
 //   portunus-uring (executable) -> PortunusEngine -> PortunusRing -> CLiburing
 //   PortunusEngine -> PortunusConfig, PortunusProxyProtocol, PortunusResolver -> CCares
 //   PortunusConfig and PortunusProxyProtocol depend on nothing of ours.
-//   PortunusMetrics (the Prometheus endpoint) -> PortunusEngine, PortunusConfig;
+//   PortunusMetrics (the Prometheus endpoint) -> PortunusStats (the /proc figures), PortunusEngine, PortunusConfig;
 //   nothing of ours imports it but the executable.
 //   PortunusSimulator (tests and portunus-sim only) -> PortunusEngine through its
 //   Simulation SPI: the worker driven against a simulated kernel.
@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "PortunusMetrics",
             dependencies: [
-                "PortunusEngine", "PortunusConfig",
+                "PortunusEngine", "PortunusConfig", "PortunusResolver", "PortunusStats",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -120,7 +120,7 @@ let package = Package(
         .testTarget(name: "PortunusResolverTests", dependencies: ["PortunusResolver", "TestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PortunusSimulatorTests", dependencies: ["PortunusSimulator", "TestSupport"]),
         .testTarget(name: "PortunusMetricsTests", dependencies: [
-            "PortunusMetrics", "PortunusEngine", "PortunusConfig", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "PortunusMetrics", "PortunusEngine", "PortunusConfig", "PortunusResolver", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "PortunusStatsTests", dependencies: ["PortunusStats", "PortunusConfig", "PortunusEngine", "TestSupport"]),
         .testTarget(

@@ -1,4 +1,5 @@
 import PortunusEngine
+import PortunusStats
 import Prometheus
 import Synchronization
 
@@ -22,7 +23,7 @@ public final class MetricsExporter: Sendable {
     /// An exporter whose build info says `version` (the forwarder's `-V`).
     public init(version: String) {
         self.version = version
-        startTimeUnixSeconds = ProcessMetrics.startTimeUnixSeconds()
+        startTimeUnixSeconds = ProcessFigures.startTimeUnixSeconds()
     }
 
     /// The registry made to agree with `snapshot` (and with /proc for the `process_`
@@ -83,10 +84,10 @@ public final class MetricsExporter: Sendable {
         pass.gauge("portunus_config_loaded_timestamp_seconds", "When the configuration in force was loaded, in seconds since the Unix epoch.", [],
                    snapshot.configLoadedUnixSeconds)
         pass.gauge("portunus_build_info", "The forwarder's version, in the version label; always 1.", [("version", version)], 1)
-        let process = ProcessMetrics.read()
-        if let fds = process.openFDs { pass.gauge("process_open_fds", "Number of open file descriptors.", [], Double(fds)) }
-        if let fds = process.maxFDs { pass.gauge("process_max_fds", "Maximum number of open file descriptors.", [], Double(fds)) }
-        if let bytes = process.residentBytes {
+        let process = ProcessFigures.read()
+        if let fds = process.fdOpen { pass.gauge("process_open_fds", "Number of open file descriptors.", [], Double(fds)) }
+        if let fds = process.fdLimit { pass.gauge("process_max_fds", "Maximum number of open file descriptors.", [], Double(fds)) }
+        if let bytes = process.rssBytes {
             pass.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", [], Double(bytes))
         }
         if let bytes = process.virtualBytes {

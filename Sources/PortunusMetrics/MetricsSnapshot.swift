@@ -1,4 +1,5 @@
 import PortunusEngine
+import PortunusResolver
 
 /// Everything the Prometheus endpoint shows, taken at scrape time: the interface between
 /// the forwarder (which builds one from its running engine and the configuration in
@@ -42,7 +43,7 @@ public struct MetricsSnapshot: Sendable {
     /// dialling the same `host:port`): the exporter shows it up only when every entry is.
     public var targets: [Target]
     /// The DNS resolver's figures; nil when no target is named by DNS (no resolver runs).
-    public var dns: DNSFigures?
+    public var dns: ResolverFigures?
     /// Successful configuration reloads since start.
     public var reloads: UInt64
     /// Reloads refused because the file was invalid (the previous configuration stays).
@@ -52,7 +53,7 @@ public struct MetricsSnapshot: Sendable {
     /// When the configuration in force was loaded, in seconds since the Unix epoch.
     public var configLoadedUnixSeconds: Double
 
-    public init(rules: [Rule], targets: [Target], dns: DNSFigures?, reloads: UInt64, reloadFailures: UInt64,
+    public init(rules: [Rule], targets: [Target], dns: ResolverFigures?, reloads: UInt64, reloadFailures: UInt64,
                 lastReloadSuccessful: Bool, configLoadedUnixSeconds: Double) {
         self.rules = rules
         self.targets = targets
@@ -61,27 +62,5 @@ public struct MetricsSnapshot: Sendable {
         self.reloadFailures = reloadFailures
         self.lastReloadSuccessful = lastReloadSuccessful
         self.configLoadedUnixSeconds = configLoadedUnixSeconds
-    }
-}
-
-/// What the DNS resolver can tell about its cache and its lookups.
-public struct DNSFigures: Sendable, Equatable {
-    /// DNS names among the configuration's targets.
-    public var names: UInt64
-    /// Names whose answers the cache holds now.
-    public var cachedNames: UInt64
-    /// Requests the cache answered at once, without a lookup.
-    public var cacheAnswers: UInt64
-    /// Lookups begun (requests the cache could not answer).
-    public var lookups: UInt64
-    /// Lookups that ended without an answer.
-    public var lookupFailures: UInt64
-
-    public init(names: UInt64, cachedNames: UInt64, cacheAnswers: UInt64, lookups: UInt64, lookupFailures: UInt64) {
-        self.names = names
-        self.cachedNames = cachedNames
-        self.cacheAnswers = cacheAnswers
-        self.lookups = lookups
-        self.lookupFailures = lookupFailures
     }
 }

@@ -142,11 +142,14 @@ public final class StatsDocuments: Sendable {
     }
 }
 
-/// The process figures of a snapshot, from /proc (nil where it cannot be read).
+/// The process's figures, read from /proc when asked (a directory listing and small
+/// reads, on the stats or metrics thread): the stats snapshot's `process` and the
+/// metrics' `process_` gauges. nil where /proc cannot be read.
 public struct ProcessFigures: Sendable {
     public var fdOpen: UInt64?
     public var fdLimit: UInt64?
     public var rssBytes: UInt64?
+    public var virtualBytes: UInt64?
 
     public static func read() -> ProcessFigures {
         var figures = ProcessFigures()
@@ -163,19 +166,50 @@ public struct ProcessFigures: Sendable {
         if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max {
             figures.fdLimit = UInt64(limit.rlim_cur)
         }
-        // statm's second field: resident pages.
-        let fd = open("/proc/self/statm", O_RDONLY)
-        if fd >= 0 {
-            var buffer = [UInt8](repeating: 0, count: 128)
-            let n = Glibc.read(fd, &buffer, buffer.count)
-            close(fd)
-            if n > 0 {
-                let fields = String(decoding: buffer[0..<n], as: UTF8.self).split(separator: " ")
-                if fields.count > 1, let pages = UInt64(fields[1]) {
-                    figures.rssBytes = pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
-                }
+        // statm (proc(5)): total program size and resident set, in pages.
+        if let text = readProcFile("/proc/self/statm") {
+            let fields = text.split(separator: " ")
+            let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+            if fields.count > 1, let size = UInt64(fields[0]), let resident = UInt64(fields[1]) {
+                figures.virtualBytes = size * page
+                figures.rssBytes = resident * page
             }
         }
         return figures
+    }
+
+    /// When the process started, in seconds since the Unix epoch: the boot time
+    /// (`btime` of /proc/stat) plus the process's start in clock ticks after boot
+    /// (field 22 of /proc/self/stat), as Prometheus's Go client computes it.
+    public static func startTimeUnixSeconds() -> Double? {
+        guard let stat = readProcFile("/proc/self/stat"),
+              let system = readProcFile("/proc/stat") else { return nil }
+        // The command name (field 2) is in parentheses and may hold blanks: count the
+        // fields after its closing parenthesis, which is field 3.
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let after = stat[stat.index(after: close)...].split(separator: " ")
+        guard after.count > 19, let ticks = UInt64(after[19]) else { return nil }
+        guard let line = system.split(separator: "\n").first(where: { $0.hasPrefix("btime ") }),
+              let boot = UInt64(line.dropFirst("btime ".count)) else { return nil }
+        let hertz = sysconf(Int32(_SC_CLK_TCK))
+        guard hertz > 0 else { return nil }
+        return Double(boot) + Double(ticks) / Double(hertz)
+    }
+
+    /// The text of a small /proc file (at most 64 KiB; /proc/stat on a large machine is
+    /// the largest read here), or nil.
+    static func readProcFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 64 << 10 {
+            let n = Glibc.read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -36,10 +36,7 @@ extension PortunusCommand {
             let targets = engine.targetStates().map { state in
                 MetricsSnapshot.Target(rule: engine.plan.ruleNames[state.rule], target: state.target, up: state.healthy)
             }
-            let dns = engine.resolverFigures().map { figures in
-                DNSFigures(names: UInt64(figures.names), cachedNames: figures.cachedNames, cacheAnswers: figures.cacheAnswers,
-                           lookups: figures.lookups, lookupFailures: figures.lookupFailures)
-            }
+            let dns = engine.resolverFigures()
             return MetricsSnapshot(rules: rules, targets: targets, dns: dns, reloads: reloads.applied, reloadFailures: reloads.failed,
                                    lastReloadSuccessful: reloads.lastSuccessful, configLoadedUnixSeconds: reloads.loadedUnixSeconds)
         }

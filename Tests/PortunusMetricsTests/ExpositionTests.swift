@@ -4,6 +4,7 @@
 import Glibc
 #endif
 import PortunusEngine
+import PortunusResolver
 @testable import PortunusMetrics
 import Testing
 
@@ -45,7 +46,7 @@ func counters(_ body: (inout RuleCounters) -> Void) -> RuleCounters {
     return c
 }
 
-func snapshot(_ rules: [MetricsSnapshot.Rule], targets: [MetricsSnapshot.Target] = [], dns: DNSFigures? = nil,
+func snapshot(_ rules: [MetricsSnapshot.Rule], targets: [MetricsSnapshot.Target] = [], dns: ResolverFigures? = nil,
               reloads: UInt64 = 0, reloadFailures: UInt64 = 0, lastOK: Bool = true, loaded: Double = 1_700_000_000.5) -> MetricsSnapshot {
     MetricsSnapshot(rules: rules, targets: targets, dns: dns, reloads: reloads, reloadFailures: reloadFailures,
                     lastReloadSuccessful: lastOK, configLoadedUnixSeconds: loaded)
@@ -66,7 +67,7 @@ func snapshot(_ rules: [MetricsSnapshot.Rule], targets: [MetricsSnapshot.Target]
         let text = Exposition(exporter.exposition(of: snapshot(
             [.init(name: "web", proto: "tcp", counters: web), .init(name: "dns", proto: "udp", counters: dns)],
             targets: [.init(rule: "web", target: "10.0.0.1:80", up: true), .init(rule: "web", target: "b.internal:80", up: false)],
-            dns: DNSFigures(names: 2, cachedNames: 1, cacheAnswers: 40, lookups: 5, lookupFailures: 2),
+            dns: ResolverFigures(names: 2, cachedNames: 1, cacheAnswers: 40, lookups: 5, lookupFailures: 2),
             reloads: 3, reloadFailures: 1, lastOK: false, loaded: 1_700_000_000.5)))
         let w = #"{rule="web",protocol="tcp"}"#, d = #"{rule="dns",protocol="udp"}"#
         #expect(text["portunus_rule_received_bytes_total" + w] == "1234")
@@ -120,7 +121,7 @@ func snapshot(_ rules: [MetricsSnapshot.Rule], targets: [MetricsSnapshot.Target]
         let text = Exposition(exporter.exposition(of: snapshot(
             [.init(name: "a", proto: "tcp", counters: RuleCounters()), .init(name: "b", proto: "udp", counters: RuleCounters())],
             targets: [.init(rule: "a", target: "h:1", up: true)],
-            dns: DNSFigures(names: 1, cachedNames: 0, cacheAnswers: 0, lookups: 0, lookupFailures: 0))))
+            dns: ResolverFigures(names: 1, cachedNames: 0, cacheAnswers: 0, lookups: 0, lookupFailures: 0))))
         let names = Set(text.sampleNames)
         #expect(names.count == text.sampleNames.count, "a name's samples are split: \(text.sampleNames)")
         for name in names {
@@ -163,7 +164,7 @@ func snapshot(_ rules: [MetricsSnapshot.Rule], targets: [MetricsSnapshot.Target]
         let both = Exposition(exporter.exposition(of: snapshot(
             [.init(name: "a", proto: "tcp", counters: counters { $0.bytesIn = 5 }), .init(name: "b", proto: "udp", counters: counters { $0.bytesIn = 6 })],
             targets: [.init(rule: "a", target: "h:1", up: true), .init(rule: "b", target: "h:2", up: true)],
-            dns: DNSFigures(names: 1, cachedNames: 1, cacheAnswers: 1, lookups: 1, lookupFailures: 0))))
+            dns: ResolverFigures(names: 1, cachedNames: 1, cacheAnswers: 1, lookups: 1, lookupFailures: 0))))
         #expect(both.samples.keys.contains { $0.contains(#"rule="b""#) })
         let one = Exposition(exporter.exposition(of: snapshot(
             [.init(name: "a", proto: "tcp", counters: counters { $0.bytesIn = 7 })], targets: [.init(rule: "a", target: "h:1", up: false)])))
