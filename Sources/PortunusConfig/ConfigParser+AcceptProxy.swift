@@ -44,13 +44,13 @@ extension ConfigParser {
         let own = parseAcceptProxy(reader, proto: proto, onUDP: "remove accept_proxy from this UDP rule")
         let ownTimeout = parseAcceptProxyTimeout(reader)
         let mode = reader.has("accept_proxy") ? own : (proto == .udp ? nil : defaults.settings.acceptProxy)
-        if ownTimeout != nil, mode == nil, !reader.has("accept_proxy"), let proto {
+        if let ownTimeout, mode == nil, !reader.has("accept_proxy"), let proto {
             reader.sink.warn(ConfigDiagnostic.Code.acceptProxyTimeoutUnused, reader.scope,
                              key: "accept_proxy_timeout_secs",
-                             proto == .udp
-                                 ? "has no effect on a UDP rule: PROXY on the way in is TCP only"
-                                 : "has no effect: the rule accepts no PROXY header "
-                                     + "(set accept_proxy here or in [defaults])")
+                             "\(ownTimeout) s is never used: "
+                                 + (proto == .udp
+                                     ? "PROXY on the way in is TCP only, and this is a UDP rule"
+                                     : "this rule accepts no PROXY header (set accept_proxy here or in [defaults])"))
         }
         return (mode, ownTimeout.map { .seconds($0) } ?? defaults.settings.acceptProxyTimeout)
     }
