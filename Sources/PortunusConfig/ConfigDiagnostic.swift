@@ -119,7 +119,8 @@ extension ConfigDiagnostic {
         public static let protocolUnknown = "validation.protocol_unknown"
         /// `proxy_protocol` other than exactly `"v1"` / `"v2"` (from the seed document).
         public static let proxyProtocolInvalid = "validation.proxy_protocol_invalid"
-        /// `proxy_protocol` on a target of a UDP rule (from the seed document).
+        /// `proxy_protocol` on a target of a UDP rule (from the seed document); also each of
+        /// the additions `proxy_protocol_tlvs` / `_unique_id` / `_crc32c` on such a target.
         public static let proxyProtocolOnUnsupportedRule = "validation.proxy_protocol_on_unsupported_rule"
         /// Two rules of one protocol listen on a shared port.
         public static let listenPortOverlap = "validation.listen_port_overlap"
@@ -137,7 +138,19 @@ extension ConfigDiagnostic {
         public static let logFormatInvalid = "validation.log_format_invalid"
         /// `metrics.listen` not `A.B.C.D:PORT` or `[IPv6]:PORT` with a port of 1-65535.
         public static let metricsListenInvalid = "validation.metrics_listen_invalid"
-        /// A number outside its allowed range (drain, flows, idle, priority, socket path length).
+        /// A number outside its allowed range (drain, flows, idle, priority, socket path length,
+        /// `accept_proxy_timeout_secs`).
         public static let valueOutOfRange = "validation.value_out_of_range"
+        /// `accept_proxy` (an addition) other than exactly `"v1"` / `"v2"` / `"any"`, including a
+        /// non-string; or set on a UDP rule, or in a `[defaults]` whose `protocol` is `"udp"`
+        /// (PROXY on the way in is TCP only).
+        public static let acceptProxyInvalid = "validation.accept_proxy_invalid"
+        /// A warning: a rule sets `accept_proxy_timeout_secs` but ends up accepting no PROXY
+        /// header (no `accept_proxy` of its own or from `[defaults]`, or a UDP rule), so the
+        /// timeout is never used. The file loads.
+        public static let acceptProxyTimeoutUnused = "validation.accept_proxy_timeout_unused"
+        /// `proxy_protocol_tlvs`, `proxy_protocol_unique_id` or `proxy_protocol_crc32c` (additions)
+        /// on a target whose `proxy_protocol` is not `"v2"`: only v2 headers carry TLVs.
+        public static let proxyProtocolOptionNeedsV2 = "validation.proxy_protocol_option_needs_v2"
     }
 }

@@ -20,6 +20,7 @@ extension ConfigParser {
     static let ruleKeys: Set<String> = [
         "name", "protocol", "listen_port", "listen_ports", "target", "targets",
         "prefer_ipv6", "udp_max_flows", "udp_flow_idle_secs", "idle_timeout_secs",
+        "accept_proxy", "accept_proxy_timeout_secs",
     ]
 
     /// Parses `rule` (the `[[rule]]` array) in file order.
@@ -71,6 +72,7 @@ extension ConfigParser {
         if let secs = reader.integer("idle_timeout_secs", in: 0...Limits.maxSeconds, meaning: "idle_timeout_secs") {
             idleTimeout = secs == 0 ? nil : Duration.seconds(secs)
         }
+        let (acceptProxy, acceptProxyTimeout) = parseRuleAcceptProxy(reader, proto: proto, defaults: defaults)
         if let listen, let targets {
             checkWidths(reader, listen: listen, listenKey: listenKey, targets: targets)
         }
@@ -82,7 +84,9 @@ extension ConfigParser {
                         preferIPv6: preferIPv6 ?? defaults.settings.preferIPv6,
                         udpMaxFlows: flows ?? defaults.settings.udpMaxFlows,
                         udpFlowIdle: idle.map { .seconds($0) } ?? defaults.settings.udpFlowIdle,
-                        idleTimeout: idleTimeout)
+                        idleTimeout: idleTimeout,
+                        acceptProxy: acceptProxy,
+                        acceptProxyTimeout: acceptProxyTimeout)
         }
         let label = name.map { "rule \(quoted($0))" } ?? "rule[\(index)]"
         return RuleDraft(scope: scope, label: label, proto: proto, listen: listen,

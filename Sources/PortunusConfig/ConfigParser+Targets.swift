@@ -9,6 +9,7 @@ struct ParsedTarget {
     var ports: PortRange?
     var priority = 0
     var proxyProtocol: ProxyProtocolVersion?
+    var options = ProxyProtocolOptions()
     let fileIndex: Int
     /// Key naming this target's ports in diagnostics.
     let portKey: String
@@ -16,13 +17,25 @@ struct ParsedTarget {
     /// The finished target, when host and ports both parsed.
     var target: Target? {
         guard let host, let ports else { return nil }
-        return Target(host: host, ports: ports, priority: priority,
-                      proxyProtocol: proxyProtocol, fileIndex: fileIndex)
+        return Target(host: host, ports: ports, priority: priority, proxyProtocol: proxyProtocol,
+                      proxyProtocolTLVs: options.tlvs, proxyProtocolUniqueID: options.uniqueID,
+                      proxyProtocolCRC32C: options.crc32c, fileIndex: fileIndex)
     }
 }
 
+/// The v2-only options of a target (additions to the Portunus schema), at their defaults
+/// unless the target sends v2.
+struct ProxyProtocolOptions {
+    var tlvs = true
+    var uniqueID = false
+    var crc32c = false
+
+    /// The keys, in the order they are read and reported.
+    static let keys = ["proxy_protocol_tlvs", "proxy_protocol_unique_id", "proxy_protocol_crc32c"]
+}
+
 extension ConfigParser {
-    static let targetKeys: Set<String> = ["host", "port", "priority", "proxy_protocol"]
+    static let targetKeys = Set(["host", "port", "priority", "proxy_protocol"] + ProxyProtocolOptions.keys)
 
     /// Exactly one of `target` and `targets`. Returns one element per entry,
     /// or nil when there is nothing to check the listen range against.
@@ -76,6 +89,7 @@ extension ConfigParser {
         parsed.ports = parsePort(reader)
         parsed.priority = reader.integer("priority", in: 0...Int.max, meaning: "priority") ?? 0
         parsed.proxyProtocol = parseProxyProtocol(reader, proto: proto)
+        parsed.options = parseProxyProtocolOptions(reader, proto: proto, version: parsed.proxyProtocol)
         return parsed
     }
 
@@ -131,5 +145,49 @@ extension ConfigParser {
             return nil
         }
         return version
+    }
+
+    /// `proxy_protocol_tlvs`, `proxy_protocol_unique_id`, `proxy_protocol_crc32c`: each
+    /// shapes the v2 header, so each needs `proxy_protocol = "v2"`. Set (to either
+    /// value) on a target sending v1 or nothing, it is `proxy_protocol_option_needs_v2`;
+    /// on a UDP rule's target, `proxy_protocol_on_unsupported_rule` like `proxy_protocol`.
+    /// Either way its value is not judged as well (one fix, one line). Next to an invalid
+    /// `proxy_protocol` (already reported) the options are not judged at all, rather
+    /// than against a guess of the version meant.
+    private func parseProxyProtocolOptions(_ reader: TableReader, proto: TransportProtocol?,
+                                           version: ProxyProtocolVersion?) -> ProxyProtocolOptions {
+        var options = ProxyProtocolOptions()
+        let present = ProxyProtocolOptions.keys.filter(reader.has)
+        guard !present.isEmpty else { return options }
+        if proto == .udp {
+            for key in present {
+                reader.sink.report(ConfigDiagnostic.Code.proxyProtocolOnUnsupportedRule, reader.scope, key: key,
+                                   "PROXY protocol is TCP only; remove \(key) from the targets of this UDP rule")
+            }
+            return options
+        }
+        guard version == .v2 else {
+            if reader.has("proxy_protocol") && version == nil { return options }
+            let (sent, fix) = version.map { ("sends proxy_protocol = \(quoted($0.rawValue)) (v1 carries no TLVs)", "use \"v2\"") }
+                ?? ("sends no PROXY header", "add proxy_protocol = \"v2\"")
+            for key in present {
+                reader.sink.report(ConfigDiagnostic.Code.proxyProtocolOptionNeedsV2, reader.scope, key: key,
+                                   "target \(targetName(reader)) \(sent); \(key) needs proxy_protocol = \"v2\": "
+                                       + "\(fix) or remove \(key)")
+            }
+            return options
+        }
+        options.tlvs = reader.bool("proxy_protocol_tlvs") ?? options.tlvs
+        options.uniqueID = reader.bool("proxy_protocol_unique_id") ?? options.uniqueID
+        options.crc32c = reader.bool("proxy_protocol_crc32c") ?? options.crc32c
+        return options
+    }
+
+    /// `host:port` as written, for messages; `?` for a part that is missing or not a
+    /// string or integer (that part is reported on its own).
+    private func targetName(_ reader: TableReader) -> String {
+        let host = reader.value("host")?.string ?? "?"
+        let port = reader.value("port").map { $0.string ?? $0.integer.map(String.init) ?? "?" } ?? "?"
+        return quoted((host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host) + ":" + port)
     }
 }

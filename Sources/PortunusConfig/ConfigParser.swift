@@ -69,10 +69,15 @@ struct ConfigParser {
         var proto: TransportProtocol? = .tcp
     }
 
+    static let defaultsKeys: Set<String> = [
+        "protocol", "udp_max_flows", "udp_flow_idle_secs", "prefer_ipv6", "idle_timeout_secs",
+        "accept_proxy", "accept_proxy_timeout_secs",
+    ]
+
     private func parseDefaults(_ reader: TableReader?) -> Defaults {
         var result = Defaults()
         guard let reader else { return result }
-        defer { reader.reportUnknownKeys(known: ["protocol", "udp_max_flows", "udp_flow_idle_secs", "prefer_ipv6", "idle_timeout_secs"]) }
+        defer { reader.reportUnknownKeys(known: ConfigParser.defaultsKeys) }
         let fallback = result.settings
         if reader.has("protocol") {
             result.proto = reader.choice("protocol", code: ConfigDiagnostic.Code.protocolUnknown)
@@ -81,12 +86,19 @@ struct ConfigParser {
         let idleSecs = reader.integer("udp_flow_idle_secs", in: 0...Limits.maxSeconds, meaning: "udp_flow_idle_secs").flatMap { $0 == 0 ? nil : $0 }
         let preferIPv6 = reader.bool("prefer_ipv6")
         let idleTimeout = reader.integer("idle_timeout_secs", in: 0...Limits.maxSeconds, meaning: "idle_timeout_secs")
+        // A [defaults] that is UDP and accepts PROXY describes a rule that cannot exist;
+        // with an unknown protocol the value is still judged.
+        let acceptProxy = parseAcceptProxy(reader, proto: result.proto,
+                                           onUDP: "[defaults] has protocol = \"udp\"; set accept_proxy on the TCP rules instead")
+        let acceptProxyTimeout = parseAcceptProxyTimeout(reader)
         result.settings = RuleDefaults(
             proto: result.proto ?? fallback.proto,
             udpMaxFlows: flows ?? fallback.udpMaxFlows,
             udpFlowIdle: idleSecs.map { .seconds($0) } ?? fallback.udpFlowIdle,
             preferIPv6: preferIPv6 ?? fallback.preferIPv6,
-            idleTimeout: idleTimeout.flatMap { $0 == 0 ? nil : .seconds($0) })
+            idleTimeout: idleTimeout.flatMap { $0 == 0 ? nil : .seconds($0) },
+            acceptProxy: acceptProxy,
+            acceptProxyTimeout: acceptProxyTimeout.map { .seconds($0) } ?? fallback.acceptProxyTimeout)
         return result
     }
 

@@ -86,18 +86,29 @@ public struct RuleDefaults: Sendable, Equatable {
     public let preferIPv6: Bool
     /// `idle_timeout_secs` (an addition): nil when absent or 0 (never, as Portunus).
     public let idleTimeout: Duration?
+    /// `accept_proxy` (an addition): the inbound PROXY header the TCP rules that omit
+    /// the key require; nil when absent. UDP rules never inherit it (PROXY on the way
+    /// in is TCP only), and it is refused when `protocol` here is `"udp"`.
+    public let acceptProxy: AcceptProxy?
+    /// `accept_proxy_timeout_secs` (an addition): default 5 s; within
+    /// 1...``Limits/maxAcceptProxyTimeoutSeconds`` s.
+    public let acceptProxyTimeout: Duration
 
     /// Creates rule defaults; every argument defaults to the spec default.
     public init(proto: TransportProtocol = .tcp,
                 udpMaxFlows: Int = 1024,
                 udpFlowIdle: Duration = .seconds(60),
                 preferIPv6: Bool = false,
-                idleTimeout: Duration? = nil) {
+                idleTimeout: Duration? = nil,
+                acceptProxy: AcceptProxy? = nil,
+                acceptProxyTimeout: Duration = Rule.defaultAcceptProxyTimeout) {
         self.proto = proto
         self.udpMaxFlows = udpMaxFlows
         self.udpFlowIdle = udpFlowIdle
         self.preferIPv6 = preferIPv6
         self.idleTimeout = idleTimeout
+        self.acceptProxy = acceptProxy
+        self.acceptProxyTimeout = acceptProxyTimeout
     }
 }
 
@@ -146,6 +157,9 @@ public enum Limits {
     public static let maxConnections = 1 << 24
     /// Largest `udp_max_flows`.
     public static let maxUDPFlows = 1 << 24
+    /// Longest `accept_proxy_timeout_secs`: one hour. The header is the first bytes a
+    /// client sends; a longer wait only holds a connection slot for a client that sends none.
+    public static let maxAcceptProxyTimeoutSeconds = 3600
 }
 
 /// `log_level`: the least severe level that is still logged.
@@ -161,6 +175,18 @@ public enum LogFormat: String, Sendable, CaseIterable {
 /// `protocol` of a rule.
 public enum TransportProtocol: String, Sendable, CaseIterable {
     case tcp, udp
+}
+
+/// `accept_proxy` of a rule (an addition to the Portunus schema, SPEC.md §9): the
+/// PROXY header every client connection must start with. The header's addresses
+/// replace the peer's as the client's. TCP only.
+public enum AcceptProxy: String, Sendable, Equatable, CaseIterable {
+    /// Only the text header, `PROXY TCP4 ...\r\n`.
+    case v1
+    /// Only the binary header (12-byte signature), TLVs included.
+    case v2
+    /// Either version, told apart by the first bytes.
+    case any
 }
 
 /// `proxy_protocol` of a target: which PROXY prelude to send (SPEC.md §4).

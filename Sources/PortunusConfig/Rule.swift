@@ -8,7 +8,8 @@
 /// - every target's port range is exactly as wide as `listenPorts`, so
 ///   listen port `listenPorts.lower + k` forwards to `ports.port(atOffset: k)`;
 /// - a rule with more than one target listens on a single port;
-/// - a UDP rule has no target with a `proxyProtocol`.
+/// - a UDP rule has no target with a `proxyProtocol` and no `acceptProxy`;
+/// - `acceptProxyTimeout` is positive.
 public struct Rule: Sendable, Equatable {
     /// `name`: unique among the rules, never empty.
     public let name: String
@@ -27,6 +28,17 @@ public struct Rule: Sendable, Equatable {
     /// `idle_timeout_secs` (an addition to the Portunus schema), or `[defaults]`'s: a
     /// TCP connection with no byte either way for this long is closed. nil: never.
     public let idleTimeout: Duration?
+    /// `accept_proxy` (an addition), or `[defaults]`'s for a TCP rule: every client
+    /// connection must begin with a PROXY header of this version, whose addresses
+    /// stand for the client's. nil: none is expected (Portunus). Always nil on UDP.
+    public let acceptProxy: AcceptProxy?
+    /// `accept_proxy_timeout_secs` (an addition), or `[defaults]`'s: how long a client
+    /// has to send that header. Default 5 s; within 1...``Limits/maxAcceptProxyTimeoutSeconds`` s
+    /// from a file. Kept when `acceptProxy` is nil, where it is not used.
+    public let acceptProxyTimeout: Duration
+
+    /// `accept_proxy_timeout_secs` when neither the rule nor `[defaults]` sets it.
+    public static let defaultAcceptProxyTimeout: Duration = .seconds(5)
 
     /// Creates a rule. `targets` are put in dial order here (stable sort by
     /// priority), so every `Rule` holds them sorted however it was built.
@@ -39,7 +51,9 @@ public struct Rule: Sendable, Equatable {
                 preferIPv6: Bool = false,
                 udpMaxFlows: Int = 1024,
                 udpFlowIdle: Duration = .seconds(60),
-                idleTimeout: Duration? = nil) {
+                idleTimeout: Duration? = nil,
+                acceptProxy: AcceptProxy? = nil,
+                acceptProxyTimeout: Duration = Rule.defaultAcceptProxyTimeout) {
         precondition(!targets.isEmpty, "rule \(name) has no targets")
         precondition(targets.count == 1 || listenPorts.count == 1,
                      "rule \(name): several targets need a single listen port")
@@ -47,6 +61,9 @@ public struct Rule: Sendable, Equatable {
                      "rule \(name): target port ranges must be as wide as the listen range")
         precondition(proto == .tcp || targets.allSatisfy { $0.proxyProtocol == nil },
                      "rule \(name): PROXY protocol is TCP only")
+        precondition(proto == .tcp || acceptProxy == nil,
+                     "rule \(name): accepting PROXY headers is TCP only")
+        precondition(acceptProxyTimeout > .zero, "rule \(name): acceptProxyTimeout must be positive")
         precondition(udpMaxFlows >= 1, "rule \(name): udpMaxFlows must be >= 1")
         self.name = name
         self.proto = proto
@@ -56,6 +73,8 @@ public struct Rule: Sendable, Equatable {
         self.udpMaxFlows = udpMaxFlows
         self.udpFlowIdle = udpFlowIdle
         self.idleTimeout = idleTimeout
+        self.acceptProxy = acceptProxy
+        self.acceptProxyTimeout = acceptProxyTimeout
     }
 
     /// Stable sort by priority. `sort(by:)` is not documented as stable, so
@@ -77,6 +96,16 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
     public let priority: Int
     /// `proxy_protocol`: the PROXY prelude to send first; nil sends none.
     public let proxyProtocol: ProxyProtocolVersion?
+    /// `proxy_protocol_tlvs` (an addition): copy the TLVs of the client's inbound v2
+    /// header (the rule's `accept_proxy`) into this target's v2 header. Default true.
+    /// Only `true` (the default) unless `proxyProtocol` is `.v2`: v1 carries no TLVs.
+    public let proxyProtocolTLVs: Bool
+    /// `proxy_protocol_unique_id` (an addition): add a PP2_TYPE_UNIQUE_ID TLV holding a
+    /// 128-bit id of the connection. Default false; only true with `.v2`.
+    public let proxyProtocolUniqueID: Bool
+    /// `proxy_protocol_crc32c` (an addition): add a PP2_TYPE_CRC32C TLV, the header's
+    /// checksum. Default false; only true with `.v2`.
+    public let proxyProtocolCRC32C: Bool
     /// Position in the rule's `targets` array (0 for `target = "..."`), so
     /// logs and stats can point at the entry the operator wrote.
     public let fileIndex: Int
@@ -86,12 +115,20 @@ public struct Target: Sendable, Equatable, CustomStringConvertible {
                 ports: PortRange,
                 priority: Int = 0,
                 proxyProtocol: ProxyProtocolVersion? = nil,
+                proxyProtocolTLVs: Bool = true,
+                proxyProtocolUniqueID: Bool = false,
+                proxyProtocolCRC32C: Bool = false,
                 fileIndex: Int = 0) {
         precondition(priority >= 0, "target priority must be >= 0")
+        precondition(proxyProtocol == .v2 || (proxyProtocolTLVs && !proxyProtocolUniqueID && !proxyProtocolCRC32C),
+                     "target TLV options need proxyProtocol .v2")
         self.host = host
         self.ports = ports
         self.priority = priority
         self.proxyProtocol = proxyProtocol
+        self.proxyProtocolTLVs = proxyProtocolTLVs
+        self.proxyProtocolUniqueID = proxyProtocolUniqueID
+        self.proxyProtocolCRC32C = proxyProtocolCRC32C
         self.fileIndex = fileIndex
     }
 

@@ -82,7 +82,8 @@ import TestSupport
         #expect(relay.stderr.contains("--relay"))
     }
 
-    @Test(arguments: ["valid_minimal.toml", "valid_proxy_mixed.toml", "valid_portunus_full_example.toml", "valid_udp.toml"])
+    @Test(arguments: ["valid_minimal.toml", "valid_proxy_mixed.toml", "valid_portunus_full_example.toml", "valid_udp.toml",
+                           "valid_accept_proxy.toml"])
     func checkAcceptsValidFixtures(file: String) throws {
         let result = try runBinary(["--check", "--config", Repository.fixtures.appendingPathComponent(file).path])
         #expect(result.exitCode == 0)
@@ -94,11 +95,25 @@ import TestSupport
         ("invalid_no_rules.toml", "error[config.no_rules]"),
         ("invalid_proxy_on_udp.toml", "error[validation.proxy_protocol_on_unsupported_rule]: rule \"dns\""),
         ("invalid_proxy_value.toml", "error[validation.proxy_protocol_invalid]: rule \"web\", targets[0].proxy_protocol"),
+        ("invalid_accept_proxy_on_udp.toml", "error[validation.accept_proxy_invalid]: rule \"dns\", accept_proxy: PROXY on the way in is TCP only"),
+        ("invalid_proxy_option_needs_v2.toml",
+         "error[validation.proxy_protocol_option_needs_v2]: rule \"web\", targets[0].proxy_protocol_unique_id: "),
     ])
     func checkRejectsFixtures(file: String, expected: String) throws {
         let result = try runBinary(["--check", "--config", Repository.fixtures.appendingPathComponent(file).path])
         #expect(result.exitCode == 2)
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.contains(expected))
+    }
+
+    /// A rule's accept_proxy_timeout_secs without accept_proxy in force is a warning:
+    /// `--check` prints it and passes.
+    @Test func anUnusedAcceptProxyTimeoutIsACheckWarning() throws {
+        let path = try Self.writeTemp("[[rule]]\nname = \"web\"\nlisten_port = 8080\ntarget = \"127.0.0.1:80\"\naccept_proxy_timeout_secs = 7\n")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try runBinary(["--check", "--config", path])
+        #expect(result.exitCode == 0)
+        #expect(result.stdout == "ok\n")
+        #expect(result.stderr.contains("warning[validation.accept_proxy_timeout_unused]: rule \"web\", accept_proxy_timeout_secs: 7 s is never used"))
     }
 }
