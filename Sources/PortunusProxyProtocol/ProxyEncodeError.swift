@@ -19,4 +19,10 @@ public enum ProxyEncodeError: Error, Sendable, Hashable {
     /// Addresses and TLVs together exceed the 65,535 bytes the v2 length
     /// field can describe.
     case headerTooLong(length: Int)
+    /// The inbound TLV block given to pass on does not parse (the
+    /// decoder's reason, offsets within the block); nothing was written.
+    case malformedInboundTLVs(ProxyDecodeError)
+    /// A `UNIQUE_ID` of zero bytes was given to pass on; the spec's id is
+    /// 1 to 128 bytes, and no id is written as `nil`.
+    case emptyUniqueID
 }

@@ -2,7 +2,7 @@
 // any sequence that does not exactly match must make the receiver abort.
 
 extension ProxyHeader {
-    static func decodeV1(_ bytes: UnsafeRawBufferPointer) -> ProxyDecodeResult {
+    static func decodeInboundV1(_ bytes: UnsafeRawBufferPointer) -> InboundDecodeResult {
         let signatureMatches = v1Signature.withUTF8Buffer { signature in
             zip(signature, bytes).allSatisfy { $0 == $1 }
         }
@@ -15,8 +15,8 @@ extension ProxyHeader {
         case .invalid(let error): return .invalid(error)
         }
         let line = UnsafeRawBufferPointer(rebasing: bytes[v1Signature.utf8CodeUnitCount..<lineEnd])
-        switch parseV1Fields(line) {
-        case .success(let header): return .complete(header, consumed: lineEnd + 2)
+        switch parseV1Fields(line, length: lineEnd + 2) {
+        case .success(let header): return .complete(header)
         case .failure(let error): return .invalid(error)
         }
     }
@@ -51,15 +51,16 @@ extension ProxyHeader {
         return .needMore(max(bytes.count + 1, v1MinLength))
     }
 
-    /// Parses the line between `PROXY ` and CRLF.
-    private static func parseV1Fields(_ line: UnsafeRawBufferPointer) -> Result<DecodedProxyHeader, ProxyDecodeError> {
+    /// Parses the line between `PROXY ` and CRLF; `length` is the whole
+    /// header's, CRLF included.
+    private static func parseV1Fields(_ line: UnsafeRawBufferPointer, length: Int) -> Result<InboundProxyHeader, ProxyDecodeError> {
         var fields = FieldCursor(line)
         guard let protocolField = fields.next() else { return .failure(.malformedLine) }
         let protocolWord = UnsafeRawBufferPointer(rebasing: line[protocolField])
         let family: ProxyAddressFamily
         if matches(protocolWord, "UNKNOWN") {
             // "the receiver must ignore anything presented before the CRLF".
-            return .success(DecodedProxyHeader(version: .v1, transport: .unspec, family: .unspec))
+            return .success(InboundProxyHeader(version: .v1, transport: .unspec, family: .unspec, length: length))
         } else if matches(protocolWord, "TCP4") {
             family = .inet
         } else if matches(protocolWord, "TCP6") {
@@ -86,9 +87,9 @@ extension ProxyHeader {
         var destinationAddress = destination
         sourceAddress.port = sourcePort
         destinationAddress.port = destinationPort
-        return .success(DecodedProxyHeader(
+        return .success(InboundProxyHeader(
             version: .v1, transport: .stream, family: family,
-            source: sourceAddress, destination: destinationAddress
+            source: sourceAddress, destination: destinationAddress, length: length
         ))
     }
 

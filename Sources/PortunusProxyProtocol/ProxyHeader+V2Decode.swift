@@ -1,10 +1,11 @@
 // Version 2 (binary) decoder, spec section 2.2. Each fixed field is checked as
 // soon as it has arrived, so garbage is rejected on the first bytes; the
 // address block and TLVs are only read once the whole header (16 + length
-// bytes) is present, as the spec requires.
+// bytes) is present, as the spec requires. Nothing is copied out: the TLVs
+// are validated in place and reported as a range.
 
 extension ProxyHeader {
-    static func decodeV2(_ bytes: UnsafeRawBufferPointer) -> ProxyDecodeResult {
+    static func decodeInboundV2(_ bytes: UnsafeRawBufferPointer) -> InboundDecodeResult {
         let signatureMatches = withUnsafeBytes(of: v2Signature) { signature in
             zip(signature, bytes).allSatisfy { $0 == $1 }
         }
@@ -41,25 +42,26 @@ extension ProxyHeader {
         // From here on only the header is visible, so no parse can stray into
         // the payload that follows it.
         let header = UnsafeRawBufferPointer(rebasing: bytes[..<total])
+        let tlvs = (v2FixedLength + family.v2AddressLength)..<total
 
-        let block: ProxyTLV.ParsedBlock
-        switch ProxyTLV.parseBlock(header, from: v2FixedLength + family.v2AddressLength) {
-        case .success(let parsed): block = parsed
-        case .failure(let error): return .invalid(error)
-        }
-        if let valueOffset = block.crc32cValueOffset {
-            if let error = verifyCRC32C(header, valueOffset: valueOffset) { return .invalid(error) }
+        switch TLVCursor.validate(header, tlvs) {
+        case .success(let crc32cValueOffset?):
+            if let error = verifyCRC32C(header, valueOffset: crc32cValueOffset) { return .invalid(error) }
+        case .success(nil):
+            break
+        case .failure(let error):
+            return .invalid(error)
         }
 
-        var decoded = DecodedProxyHeader(
-            version: .v2, command: command, transport: transport, family: family, tlvs: block.tlvs
+        var decoded = InboundProxyHeader(
+            version: .v2, command: command, transport: transport, family: family, length: total, tlvs: tlvs
         )
         // LOCAL: "discard the protocol block including the family"; the
         // family is still reported so callers can log what was sent.
         if command == .proxy, family == .inet || family == .inet6 {
             (decoded.source, decoded.destination) = readV2Addresses(header, family)
         }
-        return .complete(decoded, consumed: total)
+        return .complete(decoded)
     }
 
     /// Byte 14: only the combinations the spec lists (0x00, 0x11, 0x12,

@@ -43,7 +43,24 @@ extension ProxyHeader {
         case .success(let length): tlvLength = length
         case .failure(let error): return .failure(error)
         }
+        return writeV2(
+            command: command, transport: transport, pair: pair, tlvLength: tlvLength, crc32c: crc32c, into: buffer
+        ) { ProxyTLV.write(tlvs, to: &$0) }
+    }
 
+    /// The frame every v2 encoder writes: sizes the header, fails before
+    /// writing a byte when it cannot fit, then writes the fixed part, the
+    /// addresses, the `tlvLength` bytes `writeTLVs` supplies and, with
+    /// `crc32c`, the checksum TLV last, filled in over the finished header.
+    static func writeV2(
+        command: ProxyCommand,
+        transport: ProxyTransport,
+        pair: ResolvedPair,
+        tlvLength: Int,
+        crc32c: Bool,
+        into buffer: UnsafeMutableRawBufferPointer,
+        writeTLVs: (inout ByteWriter) -> Void
+    ) -> Result<Int, ProxyEncodeError> {
         let family = v2Family(of: pair)
         let length = family.v2AddressLength + tlvLength + (crc32c ? ProxyTLV.crc32cEncodedLength : 0)
         guard length <= Int(UInt16.max) else { return .failure(.headerTooLong(length: length)) }
@@ -58,7 +75,7 @@ extension ProxyHeader {
         writer.write(family.rawValue << 4 | (family == .unspec ? 0 : transport.rawValue))
         writer.write(bigEndian: UInt16(length))
         writeV2Addresses(pair, to: &writer)
-        ProxyTLV.write(tlvs, to: &writer)
+        writeTLVs(&writer)
         if crc32c {
             writer.write(ProxyTLVType.crc32c.rawValue)
             writer.write(bigEndian: UInt16(4))

@@ -60,11 +60,29 @@ public enum ProxyHeader {
     /// whatever follows the header is left for the caller, at offset
     /// `consumed`. Bytes that cannot start a valid header are rejected as
     /// soon as they are seen, as the spec recommends.
+    ///
+    /// Copies the TLVs into arrays; the engine's allocation-free form is
+    /// ``decodeInbound(_:)``, which this calls.
     public static func decode(_ bytes: UnsafeRawBufferPointer) -> ProxyDecodeResult {
+        switch decodeInbound(bytes) {
+        case .complete(let header): return .complete(header.materialize(from: bytes), consumed: header.length)
+        case .needMore(let atLeast): return .needMore(atLeast: atLeast)
+        case .invalid(let error): return .invalid(error)
+        }
+    }
+
+    /// Decodes a v1 or v2 header from the start of `bytes` without
+    /// allocating: the same checks and answers as
+    /// ``decode(_:)-(UnsafeRawBufferPointer)`` (TLVs validated, a `CRC32C`
+    /// verified), but the TLVs stay in `bytes` and come back as a range.
+    ///
+    /// For the engine's accepted connections; ``ProxyHeaderReader`` says
+    /// when the bytes in hand are worth decoding.
+    public static func decodeInbound(_ bytes: UnsafeRawBufferPointer) -> InboundDecodeResult {
         guard let first = bytes.first else { return .needMore(atLeast: v1MinLength) }
         switch first {
-        case v2Signature.0: return decodeV2(bytes)
-        case UInt8(ascii: "P"): return decodeV1(bytes)
+        case v2Signature.0: return decodeInboundV2(bytes)
+        case UInt8(ascii: "P"): return decodeInboundV1(bytes)
         default: return .invalid(.badSignature)
         }
     }

@@ -1,5 +1,5 @@
-// TLV block layout shared by the v2 encoder and decoder: [type][len hi][len lo]
-// [value...] repeated until the end of the header (spec section 2.2).
+// TLV block layout shared by the v2 encoders and decoder: [type][len hi][len lo]
+// [value...] repeated until the end of the block (spec section 2.2).
 
 extension ProxyTLV {
     /// Bytes of a `CRC32C` TLV on the wire: 3 header bytes and a 4-byte value.
@@ -34,40 +34,83 @@ extension ProxyTLV {
         }
     }
 
-    /// The TLVs of a complete v2 header plus where the CRC32C value sits.
-    struct ParsedBlock {
+    /// Copies the TLVs at `range` of a header that ``ProxyHeader/decodeInbound(_:)``
+    /// has validated into values (allocates; `decode` and tests use it).
+    static func materialize(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> [ProxyTLV] {
         var tlvs: [ProxyTLV] = []
-        /// Offset of the 4 CRC32C value bytes within the header, if present.
-        var crc32cValueOffset: Int?
+        var cursor = TLVCursor(bytes, range)
+        while let step = cursor.next() {
+            guard case .success(let entry) = step else { preconditionFailure("TLVs changed after validation") }
+            let value = Array(UnsafeRawBufferPointer(rebasing: bytes[entry.value]))
+            tlvs.append(ProxyTLV(type: entry.type, value: value))
+        }
+        return tlvs
+    }
+}
+
+/// One TLV as it sits in a buffer: its type and where its bytes are.
+struct RawTLV {
+    var type: ProxyTLVType
+    /// The whole TLV, type and length bytes included.
+    var wire: Range<Int>
+    /// The value bytes only.
+    var value: Range<Int>
+}
+
+/// Walks a TLV block in place, one entry per ``next()``: the only code that
+/// reads TLV framing. The decoder validates and materialises with it, the
+/// relaying encoder filters and copies with it, so both agree on what a
+/// well-formed block is.
+///
+/// `range` bounds the walk: for a received header it ends at the end of the
+/// header, so no entry can reach into the payload after it. Offsets in errors
+/// are indices into `bytes`.
+struct TLVCursor {
+    let bytes: UnsafeRawBufferPointer
+    private var offset: Int
+    private let end: Int
+    /// Offset of the 4 CRC32C value bytes within `bytes`, once one was seen.
+    private(set) var crc32cValueOffset: Int?
+
+    init(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= bytes.count, "TLV block outside its buffer")
+        self.bytes = bytes
+        self.offset = range.lowerBound
+        self.end = range.upperBound
     }
 
-    /// Parses `header[start...]` as TLVs. `header` is exactly the v2 header
-    /// (16 + length bytes), so "past the end" means past the header, never
-    /// into payload that follows it.
-    static func parseBlock(_ header: UnsafeRawBufferPointer, from start: Int) -> Result<ParsedBlock, ProxyDecodeError> {
-        var block = ParsedBlock()
-        var offset = start
-        while offset < header.count {
-            guard header.count - offset >= 3 else { return .failure(.tlvOverrun(offset: offset)) }
-            let type = ProxyTLVType(rawValue: header[offset])
-            let length = Int(header[offset + 1]) << 8 | Int(header[offset + 2])
-            let valueStart = offset + 3
-            guard header.count - valueStart >= length else { return .failure(.tlvOverrun(offset: offset)) }
-            switch type {
-            case .crc32c:
-                guard length == 4, block.crc32cValueOffset == nil else {
-                    return .failure(.malformedTLV(type: type.rawValue))
-                }
-                block.crc32cValueOffset = valueStart
-            case .uniqueID:
-                guard length <= maxUniqueIDLength else { return .failure(.malformedTLV(type: type.rawValue)) }
-            default:
-                break
-            }
-            let value = Array(UnsafeRawBufferPointer(rebasing: header[valueStart..<(valueStart + length)]))
-            block.tlvs.append(ProxyTLV(type: type, value: value))
-            offset = valueStart + length
+    /// The next entry, `nil` at the end of the block, or the reason the block
+    /// is malformed (after which the walk stops).
+    mutating func next() -> Result<RawTLV, ProxyDecodeError>? {
+        guard offset < end else { return nil }
+        let start = offset
+        // Any failure ends the walk: nothing after a broken length can be framed.
+        offset = end
+        guard end - start >= 3 else { return .failure(.tlvOverrun(offset: start)) }
+        let type = ProxyTLVType(rawValue: bytes[start])
+        let length = Int(bytes[start + 1]) << 8 | Int(bytes[start + 2])
+        let valueStart = start + 3
+        guard end - valueStart >= length else { return .failure(.tlvOverrun(offset: start)) }
+        switch type {
+        case .crc32c:
+            guard length == 4, crc32cValueOffset == nil else { return .failure(.malformedTLV(type: type.rawValue)) }
+            crc32cValueOffset = valueStart
+        case .uniqueID:
+            guard length <= ProxyTLV.maxUniqueIDLength else { return .failure(.malformedTLV(type: type.rawValue)) }
+        default:
+            break
         }
-        return .success(block)
+        offset = valueStart + length
+        return .success(RawTLV(type: type, wire: start..<offset, value: valueStart..<offset))
+    }
+
+    /// Walks the whole block; returns where its CRC32C value sits (if any) or
+    /// the first reason it is malformed.
+    static func validate(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Result<Int?, ProxyDecodeError> {
+        var cursor = TLVCursor(bytes, range)
+        while let step = cursor.next() {
+            if case .failure(let error) = step { return .failure(error) }
+        }
+        return .success(cursor.crc32cValueOffset)
     }
 }
