@@ -15,6 +15,7 @@
 /// its addresses is dialled in turn; an IP target has one address.
 ///
 /// ```
+///  accepted ─awaitProxyHeader─▶ readingProxyHeader ─start─▶ (as from accepted; the rule has accept_proxy)
 ///  accepted ─start─▶ resolving(e) ─resolved─▶ dialling(e, a) ─connected─▶ sendingPrelude(e, a) ─preludeSent─▶ relaying
 ///       └──(IP target)───────────────────────▲  ▲   │   └──connected (no header)─────────────────────────────▲      │
 ///                                             │  └───┴─attemptFailed(nextAddress) (a + 1) ◀──────────┘        halfEnded
@@ -27,6 +28,9 @@ struct Connection {
         case free
         /// Taken by a client the worker just accepted; `start` follows at once.
         case accepted
+        /// The rule takes a PROXY header from a load balancer in front: it is being read
+        /// off the client (peeked, then exactly its bytes taken) before any dial.
+        case readingProxyHeader
         /// Waiting for the resolver's answer for plan endpoint `endpoint`'s name, with a
         /// timer of the connect timeout's length; the worker decides from its cache
         /// whether it waits at all.
@@ -55,6 +59,8 @@ struct Connection {
         /// Try the listener's targets; bit i of `failedTargets`: the listener's i-th target
         /// (the first 64) is Failed, so it is tried after the Healthy ones.
         case start(failedTargets: UInt64)
+        /// The rule accepts a PROXY header: read it before `start`.
+        case awaitProxyHeader
         /// The name being resolved has an address to dial (fresh, or stale and counted).
         case resolved
         case connected
@@ -74,6 +80,8 @@ struct Connection {
 
     enum Operation: Equatable {
         case none
+        /// Peek at the client's first bytes for its PROXY header.
+        case readProxyHeader
         /// Find addresses for plan endpoint `endpoint`'s name: from the cache, or wait.
         case resolve(endpoint: Int32)
         /// Open a socket and connect it to address `address` of plan endpoint `endpoint`.
@@ -90,7 +98,7 @@ struct Connection {
         case release(reset: Bool)
     }
 
-    // Field order keeps the record at 144 bytes (little padding between the groups).
+    // Field order keeps the record at 160 bytes (little padding between the groups).
     var generation: UInt32 = 0
     var state: State = .free
     /// Resolve timers cancelled whose completion has not arrived: the next that many
@@ -120,6 +128,13 @@ struct Connection {
     var waitNext: Int32 = -1
     /// Next free slot when free.
     var nextFree: Int32 = -1
+    /// An inbound PROXY header: its bytes taken off the client so far, and its whole
+    /// length once complete (0 before, and for a rule without accept_proxy). The bytes
+    /// stay in the slot's inbound area for the outbound header.
+    var inboundConsumed: Int16 = 0
+    var inboundLength: Int16 = 0
+    /// The worker's count of connections when this one arrived (``Worker/connectionID(_:)``).
+    var serial: UInt64 = 0
     var up = RelayHalf()
     var down = RelayHalf()
 
@@ -138,7 +153,10 @@ struct Connection {
     /// (which targets the listener has, and which of them take a PROXY header).
     mutating func handle(_ event: Event, _ plan: ForwardingPlan) -> Operation {
         switch (state, event) {
-        case let (.accepted, .start(failed)):
+        case (.accepted, .awaitProxyHeader):
+            state = .readingProxyHeader
+            return .readProxyHeader
+        case let (.accepted, .start(failed)), let (.readingProxyHeader, .start(failed)):
             failedTargets = failed
             return tryTarget(nextTarget(after: nil, plan), plan)
         case let (.resolving(endpoint), .resolved):
@@ -171,7 +189,7 @@ struct Connection {
             state = .closing(reset: false)
             return .beginClose
         case let (.resolving, .close(reset)), let (.dialling, .close(reset)), let (.sendingPrelude, .close(reset)),
-             let (.relaying, .close(reset)):
+             let (.relaying, .close(reset)), let (.readingProxyHeader, .close(reset)):
             state = .closing(reset: reset)
             return .beginClose
         case let (.closing(wasReset), .close(reset)):

@@ -39,6 +39,25 @@ public struct ForwardingPlan: Sendable {
     let endpointPrelude: [ProxyVersion?]
     /// Per rule: close a connection after this long without a byte either way; 0: never.
     let ruleIdleTimeoutMs: [Int]
+    /// Per rule: the PROXY header versions taken from a load balancer in front (nil:
+    /// none, the client is who connected), and how long its header may take (ms).
+    let ruleAcceptProxy: [AcceptProxy?]
+    let ruleAcceptProxyTimeoutMs: [Int]
+    /// Per endpoint: what its outbound v2 header carries besides the addresses.
+    let endpointPreludeOptions: [PreludeOptions]
+
+    /// The TLVs of an outbound v2 header (a target's `proxy_protocol_*` keys).
+    struct PreludeOptions: Sendable, Equatable {
+        /// Pass on the TLVs of the client's inbound header (`proxy_protocol_tlvs`).
+        var passTLVs = true
+        /// Add PP2_TYPE_UNIQUE_ID, a 128-bit id of the connection (`proxy_protocol_unique_id`).
+        var uniqueID = false
+        /// Add PP2_TYPE_CRC32C (`proxy_protocol_crc32c`).
+        var crc32c = false
+    }
+
+    /// Some rule reads an inbound PROXY header.
+    var acceptsProxy: Bool { ruleAcceptProxy.contains { $0 != nil } }
 
     /// Listen ports, one entry each (a port range is several), for the simulator.
     @_spi(Simulation) public var listenerPorts: [UInt16] { listeners.map(\.port) }
@@ -55,6 +74,7 @@ public struct ForwardingPlan: Sendable {
         var udpListeners: [Listener] = []
         var endpoints: [SocketAddress] = []
         var endpointPrelude: [ProxyVersion?] = []
+        var endpointOptions: [PreludeOptions] = []
         var endpointName: [Int32] = []
         var labels: [String] = []
         var names: [String] = []
@@ -68,6 +88,8 @@ public struct ForwardingPlan: Sendable {
                     // (validation guarantees the widths match).
                     let port = target.ports.count > 1 ? target.ports.port(atOffset: offset) : target.ports.lower
                     endpointPrelude.append(target.proxyProtocol.map { $0 == .v1 ? ProxyVersion.v1 : .v2 })
+                    endpointOptions.append(PreludeOptions(passTLVs: target.proxyProtocolTLVs, uniqueID: target.proxyProtocolUniqueID,
+                                                          crc32c: target.proxyProtocolCRC32C))
                     labels.append("\(target.host):\(port)")
                     switch target.host {
                     case let .ipv4(address):
@@ -101,6 +123,9 @@ public struct ForwardingPlan: Sendable {
                               endpointName: endpointName, endpointLabels: labels, names: names,
                               nameRules: nameRules.map { $0.joined(separator: ",") },
                               rulePreferIPv6: config.rules.map(\.preferIPv6),
-                              endpointPrelude: endpointPrelude, ruleIdleTimeoutMs: idle)
+                              endpointPrelude: endpointPrelude, ruleIdleTimeoutMs: idle,
+                              ruleAcceptProxy: config.rules.map { $0.proto == .tcp ? $0.acceptProxy : nil },
+                              ruleAcceptProxyTimeoutMs: config.rules.map { Int($0.acceptProxyTimeout.components.seconds) * 1000 },
+                              endpointPreludeOptions: endpointOptions)
     }
 }

@@ -64,6 +64,9 @@ final class KernelIO: WorkerIO {
     @inline(__always) func prepareRecv(fd: Int32, pollFirst: Bool, userData: UserData) {
         ring.prepareRecv(fd: fd, from: buffers, pollFirst: pollFirst, userData: userData)
     }
+    @inline(__always) func prepareRecv(fd: Int32, into bytes: PinnedBytes, offset: Int, length: Int, peek: Bool, userData: UserData) {
+        ring.prepareRecv(fd: fd, into: bytes, offset: offset, length: length, peek: peek, userData: userData)
+    }
     @inline(__always) func prepareSend(fd: Int32, bufferID: UInt16, offset: Int, length: Int, userData: UserData, dontWait: Bool) {
         ring.prepareSend(fd: fd, from: buffers, bufferID: bufferID, offset: offset, length: length, userData: userData, dontWait: dontWait)
     }

@@ -27,6 +27,8 @@ enum OperationKind: UInt8 {
     case udpCancel = 34      // cancel of a closing flow's upstream recv (slot = flow)
     case udpRetry = 36       // re-arm a UDP recv after the datagram buffers ran out (slot = listen socket)
     case bufferTrim = 38     // give idle provided buffers' memory back (slot 0, direction unused)
+    case proxyPeek = 40      // MSG_PEEK recv of a client's inbound PROXY header
+    case proxyTake = 42      // the recv that takes exactly the header's bytes off the client
 
     @inline(__always)
     static func decode(_ raw: UInt8) -> (OperationKind, Direction)? {

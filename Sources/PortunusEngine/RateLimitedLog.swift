@@ -6,7 +6,7 @@ import Glibc
 struct RateLimitedLog {
     /// What failed; each has its own limit.
     enum Topic: Int, CaseIterable {
-        case dialFailed, acceptFailed, rejected, pipeFailed
+        case dialFailed, acceptFailed, rejected, pipeFailed, proxyInRejected
     }
 
     private var lastSecond: [Int]

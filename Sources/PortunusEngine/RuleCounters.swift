@@ -40,6 +40,9 @@ public struct RuleCounters: Sendable, Equatable {
     /// Datagrams a send refused for another reason (a local address gone, no route):
     /// dropped, the flow kept (Portunus's `err.send_dropped`).
     public var sendDropped: UInt64 = 0
+    /// Clients of an `accept_proxy` rule reset for their PROXY header: malformed, of a
+    /// version the rule does not take, too long, or not complete within the time box.
+    public var proxyInRejected: UInt64 = 0
     public init() {}
 
     /// Field by field: the same rule's totals from two engines (a reload's old and new).
@@ -66,6 +69,7 @@ public struct RuleCounters: Sendable, Equatable {
         lhs.flowsDroppedOverflow &+= rhs.flowsDroppedOverflow
         lhs.flowsPendingDrops &+= rhs.flowsPendingDrops
         lhs.sendDropped &+= rhs.sendDropped
+        lhs.proxyInRejected &+= rhs.proxyInRejected
     }
 }
 
@@ -74,6 +78,7 @@ enum CounterField: Int, CaseIterable {
     case bytesIn, bytesOut, connectionsActive, connectionsTotal, connectFailures, rejected, preludeFailures, splicedHalves
     case pipesDiscarded, spilledSends, idleClosed, dnsFailures, targetFailovers
     case datagramsIn, datagramsOut, flowsActive, icmpEvict, emsgsize, wouldblock, flowsDroppedOverflow, flowsPendingDrops, sendDropped
+    case proxyInRejected
 }
 
 /// One worker's counters. Written only by that worker's thread and read by any thread:
@@ -143,5 +148,6 @@ enum CounterField: Int, CaseIterable {
         totals.flowsDroppedOverflow &+= load(.flowsDroppedOverflow, rule: rule)
         totals.flowsPendingDrops &+= load(.flowsPendingDrops, rule: rule)
         totals.sendDropped &+= load(.sendDropped, rule: rule)
+        totals.proxyInRejected &+= load(.proxyInRejected, rule: rule)
     }
 }

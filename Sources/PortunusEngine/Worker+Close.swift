@@ -1,3 +1,4 @@
+import Logging
 import PortunusRing
 
 /// Tearing a connection down: nothing is closed while the kernel may still use it.
@@ -48,10 +49,31 @@ extension Worker {
         counters.add(.connectionsActive, rule: Int(connection.rule), 0 &- 1)
         // Portunus's per-connection line, at debug: when debug is off (the default) this
         // is one level comparison; neither message nor metadata is built.
-        logger.debug("connection closed", metadata: [
-            "event": "rule.conn_closed", "rule": "\(setup.plan.ruleNames[Int(connection.rule)])", "reset": .stringConvertible(reset),
-        ])
+        logger.debug("connection closed", metadata: closedMetadata(slot, reset: reset))
         slab.release(slot)
+    }
+
+    /// `rule.conn_closed`'s fields (built only when debug is on): the client (the one an
+    /// inbound PROXY header named, when it named one) and the connection's unique id.
+    private func closedMetadata(_ slot: Int32, reset: Bool) -> Logger.Metadata {
+        let connection = slab[slot]
+        var metadata: Logger.Metadata = [
+            "event": "rule.conn_closed", "rule": "\(setup.plan.ruleNames[Int(connection.rule)])", "reset": .stringConvertible(reset),
+        ]
+        if let source = inboundHeader(slot)?.source {
+            metadata["client"] = "\(source)"
+            metadata["via"] = "\(io.peerAddress(connection.client).map { "\($0)" } ?? "gone")"
+        } else if let peer = io.peerAddress(connection.client) {
+            metadata["client"] = "\(peer)"
+        }
+        let id = connectionID(slot)
+        metadata["unique_id"] = "\(Self.hex(id.0))\(Self.hex(id.1))"
+        return metadata
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 
     private func closeSocket(_ fd: Int32, reset: Bool) {

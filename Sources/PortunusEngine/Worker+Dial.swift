@@ -23,6 +23,7 @@ extension Worker {
     private func perform(_ operation: Connection.Operation, _ slot: Int32) {
         switch operation {
         case .none: break
+        case .readProxyHeader: readProxyHeader(slot)
         case let .resolve(endpoint): resolve(slot, endpoint)
         case let .dial(endpoint, address): dial(slot, endpoint, address)
         case let .sendPrelude(endpoint): sendPrelude(slot, endpoint)

@@ -10,7 +10,9 @@ import PortunusRing
 extension Worker {
     /// The sweep period for the plan, or nil when no rule has an idle timeout.
     static func idleSweepMs(_ plan: ForwardingPlan) -> Int? {
-        guard let shortest = plan.ruleIdleTimeoutMs.filter({ $0 > 0 }).min() else { return nil }
+        // Inbound PROXY headers' time boxes are swept the same way.
+        let boxes = zip(plan.ruleAcceptProxy, plan.ruleAcceptProxyTimeoutMs).compactMap { $0 == nil ? nil : $1 }
+        guard let shortest = (plan.ruleIdleTimeoutMs.filter { $0 > 0 } + boxes).min() else { return nil }
         return min(max(shortest / 4, 100), 5000)
     }
 
@@ -19,8 +21,10 @@ extension Worker {
         io.prepareTimeout(sweep, userData: UserData(slot: 0, generation: 0, kind: OperationKind.idleSweep.rawValue))
     }
 
-    /// Closes every relaying connection idle past its rule's timeout, then re-arms.
+    /// Closes every relaying connection idle past its rule's timeout, and every client
+    /// whose PROXY header is late, then re-arms.
     func onIdleSweep() {
+        if setup.plan.acceptsProxy { rejectSlowProxyHeaders() }
         // Slots above the high-water mark were never used; scanning allocates nothing.
         for slot in 0..<slab.highWater where slab[slot].state == .relaying {
             let rule = Int(slab[slot].rule)

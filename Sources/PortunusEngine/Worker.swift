@@ -58,6 +58,12 @@ import PortunusRing
 enum WorkerLayout {
     /// Bytes reserved per slot for its PROXY header (the longest, v1 TCP6, is 104).
     static let preludeStride = 256
+    /// With `accept_proxy` on some rule: the longest inbound header taken (a v2 header
+    /// with the TLVs cloud load balancers and HAProxy send is well under it), and the
+    /// outbound area, room for an IPv6 v2 header passing all of those TLVs on plus a
+    /// unique id and a CRC32C.
+    static let inboundHeaderLimit = 512
+    static let outboundStrideWithProxyIn = 640
 }
 
 /// One worker: a thread that alone creates and drives its ring, accepts on its own
@@ -75,8 +81,15 @@ enum WorkerLayout {
     let connectTimeout: PinnedTimeout
     let drainTimeout: PinnedTimeout
     let preludeTimeout: PinnedTimeout
-    /// One PROXY header per slot, at `slot * WorkerLayout.preludeStride`: stable until the send completes.
+    /// Per slot, at `slot * preludeStride`: its outbound PROXY header (`outboundStride`
+    /// bytes, stable until the send completes), then, when some rule has accept_proxy,
+    /// its inbound header (``WorkerLayout/inboundHeaderLimit`` bytes).
     let preludes: PinnedBytes
+    let preludeStride: Int
+    let outboundStride: Int
+    /// The key of ``connectionID(_:)``: random per worker, and a serial per connection.
+    let idKey: (UInt64, UInt64)
+    var connectionSerial: UInt64 = 0
     /// Per slot and direction, `bufferSize` bytes for the unsent tail of a send that
     /// stalled while buffers were scarce (reserved; memory only where written).
     let spill: PinnedBytes
@@ -156,8 +169,11 @@ enum WorkerLayout {
         drainTimeout = PinnedTimeout(milliseconds: drainMs)
         preludeTimeout = PinnedTimeout(milliseconds: setup.settings.preludeTimeoutMs)
         idleSweep = Self.idleSweepMs(setup.plan).map { PinnedTimeout(milliseconds: $0) }
-        preludes = try PinnedBytes(capacity: setup.plan.endpointPrelude.contains { $0 != nil }
-            ? setup.connections * WorkerLayout.preludeStride : 1)
+        outboundStride = setup.plan.acceptsProxy ? WorkerLayout.outboundStrideWithProxyIn : WorkerLayout.preludeStride
+        preludeStride = outboundStride + (setup.plan.acceptsProxy ? WorkerLayout.inboundHeaderLimit : 0)
+        preludes = try PinnedBytes(capacity: setup.plan.endpointPrelude.contains { $0 != nil } || setup.plan.acceptsProxy
+            ? setup.connections * preludeStride : 1)
+        idKey = (UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
         spill = try PinnedBytes(capacity: setup.connections * 2 * setup.settings.bufferSize)
         slab = try ConnectionSlab(capacity: setup.connections)
         parked = try ParkedQueue(capacity: 2 * setup.connections)
@@ -275,6 +291,8 @@ enum WorkerLayout {
             case .recv: onRecv(slot, direction, completion)
             case .send: onSend(slot, direction, completion.result)
             case .readable: onReadable(slot, direction, completion.result)
+            case .proxyPeek: onProxyPeek(slot, completion.result)
+            case .proxyTake: onProxyTake(slot, completion.result)
             case .writable: onWritable(slot, direction, completion.result)
             default: preconditionFailure("unexpected operation kind \(kind)")
             }
@@ -289,7 +307,7 @@ enum WorkerLayout {
     static func isOwnSQEError(_ kind: OperationKind, _ result: Int32) -> Bool {
         guard result == -EBADF || result == -EFAULT || result == -EINVAL else { return false }
         switch kind {
-        case .connect, .prelude, .recv, .send, .poll, .readable, .writable: return true
+        case .connect, .prelude, .recv, .send, .poll, .readable, .writable, .proxyPeek, .proxyTake: return true
         default: return false
         }
     }
@@ -360,14 +378,22 @@ enum WorkerLayout {
         slab[slot].client = fd
         slab[slot].listener = Int32(planListener)
         slab[slot].rule = Int32(rule)
+        connectionSerial &+= 1
+        slab[slot].serial = connectionSerial
         counters.add(.connectionsTotal, rule: rule, 1)
         counters.add(.connectionsActive, rule: rule, 1)
+        if setup.plan.ruleAcceptProxy[rule] != nil {
+            // The time box of the header starts now (the idle sweep reads it).
+            slab[slot].lastActiveMs = nowMs
+            connectionEvent(slot, .awaitProxyHeader)
+            return
+        }
         connectionEvent(slot, .start(failedTargets: failedTargets(planListener)))
     }
 
     /// Which of the listener's targets (bit i: the i-th, of the first 64) are Failed now.
     @inline(__always)
-    private func failedTargets(_ listener: Int) -> UInt64 {
+    func failedTargets(_ listener: Int) -> UInt64 {
         let range = setup.plan.listeners[listener].endpoints
         guard range.count > 1 else { return 0 }
         var mask: UInt64 = 0

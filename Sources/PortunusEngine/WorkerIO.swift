@@ -25,6 +25,8 @@ import PortunusRing
     func prepareTimeout(_ timeout: PinnedTimeout, userData: UserData)
     /// A recv into a buffer of ``buffers`` picked when data arrives.
     func prepareRecv(fd: Int32, pollFirst: Bool, userData: UserData)
+    /// A recv into pinned bytes (an inbound PROXY header); `peek`: MSG_PEEK.
+    func prepareRecv(fd: Int32, into bytes: PinnedBytes, offset: Int, length: Int, peek: Bool, userData: UserData)
     /// A send from provided buffer `bufferID`.
     func prepareSend(fd: Int32, bufferID: UInt16, offset: Int, length: Int, userData: UserData, dontWait: Bool)
     /// A send from pinned bytes (a PROXY header, a spilled tail).

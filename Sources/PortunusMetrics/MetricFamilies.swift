@@ -40,6 +40,9 @@ struct RuleMetric: Sendable {
                    "PROXY headers not delivered to a target in time (each is also a connect failure).") { $0.preludeFailures },
         RuleMetric("portunus_rule_rejected_connections_total", .counter,
                    "TCP clients accepted and closed at once because no connection slot was free (max_connections).") { $0.rejected },
+        RuleMetric("portunus_rule_proxy_in_rejected_total", .counter,
+                   "TCP clients of an accept_proxy rule reset for their PROXY header: malformed, of a version the rule "
+                       + "does not take, too long, or not complete within accept_proxy_timeout_secs.") { $0.proxyInRejected },
         RuleMetric("portunus_rule_idle_closed_connections_total", .counter,
                    "TCP connections closed by idle_timeout_secs.") { $0.idleClosed },
         RuleMetric("portunus_rule_spliced_halves_total", .counter,

@@ -61,6 +61,16 @@ extension Ring {
         finish(sqe, userData, [], extraFlags: PU_IOSQE_BUFFER_SELECT)
     }
 
+    /// Receive at most `length` bytes into caller-owned pinned bytes at `offset`, valid
+    /// until completion: how the engine reads an inbound PROXY header. `peek`
+    /// (MSG_PEEK): the bytes stay queued on the socket.
+    public func prepareRecv(fd: Int32, into bytes: PinnedBytes, offset: Int, length: Int, peek: Bool, userData: UserData) {
+        precondition(offset + length <= bytes.capacity)
+        let sqe = nextSQE()
+        io_uring_prep_recv(sqe, fd, bytes.base + offset, length, peek ? Int32(MSG_PEEK) : 0)
+        finish(sqe, userData, [])
+    }
+
     /// Send `length` bytes from provided buffer `bufferID` starting at `offset`.
     /// MSG_NOSIGNAL: a closed peer is an EPIPE result, never a SIGPIPE.
     /// `dontWait` (MSG_DONTWAIT): a destination that cannot take a byte now completes the

@@ -21,6 +21,11 @@ struct ByteQueue {
         return out
     }
 
+    /// Up to `limit` bytes from the head, left in place (MSG_PEEK).
+    func peek(_ limit: Int) -> ArraySlice<UInt8> {
+        storage[head..<(head + min(limit, count))]
+    }
+
     mutating func removeAll() { storage.removeAll(); head = 0 }
 }
 

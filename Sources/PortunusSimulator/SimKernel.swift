@@ -78,6 +78,8 @@ enum SimOp {
     case linkTimeout(ms: Int)
     case timeout(ms: Int)
     case recv(fd: Int32)
+    /// A recv into pinned bytes (an inbound PROXY header); `peek`: MSG_PEEK.
+    case recvBytes(fd: Int32, bytes: PinnedBytes, offset: Int, length: Int, peek: Bool)
     case sendBuffer(fd: Int32, bufferID: UInt16, offset: Int, length: Int, dontWait: Bool)
     case sendBytes(fd: Int32, bytes: PinnedBytes, offset: Int, length: Int, dontWait: Bool)
     case poll(fd: Int32, events: PollEvents)
@@ -87,7 +89,7 @@ enum SimOp {
     /// The fd a cancel-by-fd matches: the op's file (as io_uring's `req->file`).
     var file: Int32? {
         switch self {
-        case let .accept(fd), let .connect(fd, _), let .recv(fd), let .poll(fd, _): fd
+        case let .accept(fd), let .connect(fd, _), let .recv(fd), let .poll(fd, _), let .recvBytes(fd, _, _, _, _): fd
         case let .sendBuffer(fd, _, _, _, _), let .sendBytes(fd, _, _, _, _): fd
         default: nil
         }
@@ -264,6 +266,9 @@ final class SimKernel: WorkerIO {
     func prepareLinkTimeout(_ timeout: PinnedTimeout, userData: UserData) { add(userData, .linkTimeout(ms: timeout.milliseconds)) }
     func prepareTimeout(_ timeout: PinnedTimeout, userData: UserData) { add(userData, .timeout(ms: timeout.milliseconds)) }
     func prepareRecv(fd: Int32, pollFirst: Bool, userData: UserData) { add(userData, .recv(fd: fd)) }
+    func prepareRecv(fd: Int32, into bytes: PinnedBytes, offset: Int, length: Int, peek: Bool, userData: UserData) {
+        add(userData, .recvBytes(fd: fd, bytes: bytes, offset: offset, length: length, peek: peek))
+    }
     func prepareSend(fd: Int32, bufferID: UInt16, offset: Int, length: Int, userData: UserData, dontWait: Bool) {
         if !buffers.heldByWorker[Int(bufferID)] { world.fail("send from buffer \(bufferID), which the worker does not hold") }
         add(userData, .sendBuffer(fd: fd, bufferID: bufferID, offset: offset, length: length, dontWait: dontWait))
@@ -459,6 +464,16 @@ final class SimKernel: WorkerIO {
             buffers.memory.replaceSubrange(start..<(start + n), with: bytes)
             s.peer?.app?.peerChanged()
             return (Int32(n), Completion.bufferFlags(bid), false)
+        case let .recvBytes(fd, bytes, offset, length, peek):
+            guard case let .socket(s)? = files[fd] else { return (-EBADF, 0, false) }
+            if s.wasReset { return (-ECONNRESET, 0, false) }
+            if s.inbound.isEmpty { return s.peerShutWrite ? (0, 0, false) : nil }
+            var n = min(s.inbound.count, length)
+            if world.random.chance(f.shortIO) { n = world.random.int(1...n) }
+            if !peek { s.atUrgentMark = false }
+            bytes.store(peek ? s.inbound.peek(n) : s.inbound.take(n), at: offset)
+            if !peek { s.peer?.app?.peerChanged() }
+            return (Int32(n), 0, false)
         case let .sendBuffer(fd, bid, offset, length, dontWait):
             if !buffers.heldByWorker[Int(bid)] { world.fail("a send reads buffer \(bid) after it was given back") }
             let start = Int(bid) * buffers.bufferSize + offset

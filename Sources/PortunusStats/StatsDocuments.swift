@@ -104,6 +104,7 @@ public final class StatsDocuments: Sendable {
                     ("spliced_halves", .int(c.splicedHalves)),
                     ("pipes_discarded", .int(c.pipesDiscarded)),
                     ("spilled_sends", .int(c.spilledSends)),
+                    ("proxy_in_rejected", .int(c.proxyInRejected)),
                 ])),
             ])
         }

@@ -285,7 +285,7 @@ struct PortunusCommand: ParsableCommand {
             "datagrams_in": n(c.datagramsIn), "datagrams_out": n(c.datagramsOut), "flows_active": n(c.flowsActive),
             "icmp_evict": n(c.icmpEvict), "emsgsize": n(c.emsgsize), "wouldblock": n(c.wouldblock),
             "flows_dropped_overflow": n(c.flowsDroppedOverflow), "flows_pending_drops": n(c.flowsPendingDrops),
-            "send_dropped": n(c.sendDropped),
+            "send_dropped": n(c.sendDropped), "proxy_in_rejected": n(c.proxyInRejected),
         ]
     }
 

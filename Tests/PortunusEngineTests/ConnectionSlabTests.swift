@@ -49,9 +49,9 @@ import Testing
         #expect(slab.records.residentPages() == 1, "three records in use touch one page")
     }
 
-    /// The README's memory formula counts 144 bytes per connection record.
+    /// The README's memory formula counts 160 bytes per connection record.
     @Test func aConnectionRecordFitsItsStatedSize() {
-        #expect(MemoryLayout<Connection>.stride == 144)
+        #expect(MemoryLayout<Connection>.stride == 160)
     }
 
     @Test func operationKindsRoundTripWithDirection() {

@@ -113,7 +113,7 @@ func snapshot(_ rules: [MetricsSnapshot.Rule], targets: [MetricsSnapshot.Target]
         let start = Double(text["process_start_time_seconds"] ?? "") ?? 0
         #expect(start > 1_600_000_000 && start <= MetricsExporterClock.unixSeconds() + 1)
         // One rule-metric per RuleCounters field and reason: 17 plain, 5 drop reasons, 2 rules.
-        #expect(text.samples.keys.filter { $0.hasPrefix("portunus_rule_") }.count == 2 * (17 + 5))
+        #expect(text.samples.keys.filter { $0.hasPrefix("portunus_rule_") }.count == 2 * (18 + 5))
     }
 
     @Test func everyNameHasHelpAndTypeAndItsSamplesTogether() {

@@ -6,7 +6,8 @@ import Glibc
 /// A real PROXY protocol receiver from Debian's packages, used as an independent oracle:
 /// nginx (`listen ... proxy_protocol`) or HAProxy (`bind ... accept-proxy`), each
 /// answering an HTTP request with the client address the PROXY header told it:
-/// `src=ADDR:PORT dst=ADDR:PORT`. Listens on 127.0.0.1 and ::1 at one ephemeral port;
+/// `src=ADDR:PORT dst=ADDR:PORT` (HAProxy adds a line with two v2 TLVs it received:
+/// `authority=TEXT unique_id=HEX`). Listens on 127.0.0.1 and ::1 at one ephemeral port;
 /// everything it writes stays in its own temp directory; killed on `stop()`/deinit.
 public final class ReceiverProcess: @unchecked Sendable {
     // @unchecked: used from the test's own thread only.
@@ -53,7 +54,7 @@ public final class ReceiverProcess: @unchecked Sendable {
             frontend receiver
                 bind 127.0.0.1:\(port) accept-proxy
                 bind [::1]:\(port) accept-proxy
-                http-request return status 200 content-type text/plain lf-string "src=%[src]:%[src_port] dst=%[dst]:%[dst_port]\\n"
+                http-request return status 200 content-type text/plain lf-string "src=%[src]:%[src_port] dst=%[dst]:%[dst_port]\\nauthority=%[fc_pp_authority] unique_id=%[fc_pp_unique_id,hex]\\n"
             """
             // HAProxy refuses a file whose last line has no LF.
             try (conf + "\n").write(toFile: "\(dir)/haproxy.cfg", atomically: true, encoding: .utf8)

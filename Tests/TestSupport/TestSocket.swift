@@ -18,12 +18,17 @@ public final class TestSocket: @unchecked Sendable {
     /// Connects to `host` ("127.0.0.1" or "::1") with a receive timeout. A small
     /// `receiveBufferBytes` (SO_RCVBUF, set before the connect so the window stays
     /// small) makes a client that does not read stall its sender quickly.
+    /// `from`: a local address to connect from (another loopback address, 127.0.0.2, so
+    /// that a client is told apart from a proxy on 127.0.0.1).
     public static func connect(_ host: String = "127.0.0.1", _ port: UInt16, receiveTimeoutSecs: Int = 20,
-                               receiveBufferBytes: Int32? = nil) throws -> TestSocket {
+                               receiveBufferBytes: Int32? = nil, from source: String? = nil) throws -> TestSocket {
         let v6 = host.contains(":")
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestError("socket: errno \(errno)") }
         let s = TestSocket(fd: fd)
+        if let source, withSocketAddress(source, 0, { bind(fd, $0, $1) }) != 0 {
+            throw TestError("bind \(source): errno \(errno)")
+        }
         s.setReceiveTimeout(seconds: receiveTimeoutSecs)
         if var size = receiveBufferBytes {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
