@@ -27,6 +27,8 @@ final class SimApp {
     var arrived = 0
     var preludeBytes = 0
     var expectsPrelude: Bool
+    /// A client's bytes before its stream: an inbound PROXY header (or not one).
+    let preamble: [UInt8]
     private var pending: [UInt8] = []
     var readPausedUntil: Int64 = 0
     let slowReader: Bool
@@ -41,11 +43,12 @@ final class SimApp {
     /// Queued in the world's list of apps to run (something changed for it).
     var dirty = false
 
-    init(role: Role, socket: SimSocket, world: SimWorld, toSend: Int, expectsPrelude: Bool) {
+    init(role: Role, socket: SimSocket, world: SimWorld, toSend: Int, expectsPrelude: Bool, preamble: [UInt8] = []) {
         self.role = role
         self.socket = socket
         self.world = world
-        self.toSend = toSend
+        self.preamble = preamble
+        self.toSend = toSend + preamble.count
         self.expectsPrelude = expectsPrelude
         slowReader = world.random.chance(world.faults.slowReader)
         if world.random.chance(world.faults.appReset) {
@@ -75,7 +78,8 @@ final class SimApp {
 
     /// Bytes of this app's stream at offset `k`.
     private func outgoing(_ k: Int) -> UInt8 {
-        isClient ? Payload.up(id!, k) : Payload.down(id!, k)
+        if k < preamble.count { return preamble[k] }
+        return isClient ? Payload.up(id!, k - preamble.count) : Payload.down(id!, k)
     }
 
     /// One turn: read what is there (unless paused), write what fits. True if anything moved.
@@ -137,8 +141,8 @@ final class SimApp {
             id = client
             toSend = world.downloadSize(client)
             world.pair(backend: self, client: client)
-            if let source = proxySource, source.port != world.clientPort(client) {
-                world.fail("the PROXY header names port \(source.port), client \(client) is on \(world.clientPort(client))")
+            if let source = proxySource, source.port != world.announcedPort(client) {
+                world.fail("the PROXY header names port \(source.port), client \(client) is on \(world.announcedPort(client))")
             }
         }
         let payload = pending

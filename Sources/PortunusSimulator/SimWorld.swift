@@ -2,6 +2,7 @@ import Glibc
 import Logging
 @_spi(Simulation) import PortunusEngine
 import PortunusConfig
+import PortunusProxyProtocol
 import PortunusRing
 
 /// How often each fault strikes in one seed's run; drawn from the seed, so some seeds
@@ -62,6 +63,12 @@ final class SimWorld {
     var retireAt: Int64 = .max
     var retired = false
     var dropped: [Bool] = []
+    /// `accept_proxy` on every rule: each client starts with a PROXY header (v1 or v2,
+    /// naming a client port of its own), or, for `badHeader` ones, with bytes that are
+    /// not one.
+    var acceptProxy = false
+    var preambles: [[UInt8]] = []
+    var badHeader: [Bool] = []
     /// Payload bytes the worker delivered per rule, up and down (the counters' truth).
     var deliveredUp: [UInt64] = []
     var deliveredDown: [UInt64] = []
@@ -86,9 +93,11 @@ final class SimWorld {
     private func makeConfig() -> String {
         var text = "[global]\nshutdown_drain_secs = 1\n"
         idleTimeouts = random.chance(0.2)
+        acceptProxy = random.chance(0.25)
         for rule in 0..<random.int(1...3) {
             text += "[[rule]]\nname = \"r\(rule)\"\nprotocol = \"tcp\"\nlisten_port = \(10000 + rule)\n"
             if idleTimeouts { text += "idle_timeout_secs = \(random.int(1...3))\n" }
+            if acceptProxy { text += "accept_proxy = \"any\"\naccept_proxy_timeout_secs = \(random.int(1...3))\n" }
             let targets = (0..<random.int(1...3)).map { i -> String in
                 let proxy = random.chance(0.3) ? (random.chance(0.5) ? ", proxy_protocol = \"v1\"" : ", proxy_protocol = \"v2\"") : ""
                 return "{ host = \"127.0.0.\(rule + 1)\", port = \(20000 + i), priority = \(random.int(0...3))\(proxy) }"
@@ -141,6 +150,11 @@ final class SimWorld {
             clientListener.append(random.int(0...(listeners.count - 1)))
         }
         clientStart.sort()
+        for id in 0..<count {
+            let bad = acceptProxy && random.chance(0.1)
+            badHeader.append(bad)
+            preambles.append(acceptProxy ? (bad ? Array("GET / HTTP/1.1\r\n\r\n".utf8) : proxyHeader(id, v2: random.chance(0.5))) : [])
+        }
         if random.chance(0.3) { stopAt = Int64(random.int(0...4000)) }
         if random.chance(0.3) {
             retireAt = Int64(random.int(0...3000))
@@ -250,7 +264,8 @@ final class SimWorld {
             appSide.peer = workerSide
             workerSide.peer = appSide
             let rule = plan.listenerRules[clientListener[id]]
-            let app = SimApp(role: .client(id: id, rule: rule), socket: appSide, world: self, toSend: uploadSizes[id], expectsPrelude: false)
+            let app = SimApp(role: .client(id: id, rule: rule), socket: appSide, world: self, toSend: uploadSizes[id], expectsPrelude: false,
+                             preamble: preambles[id])
             clients.append(app)
             apps.append(app)
             if listener.closed {
@@ -263,6 +278,19 @@ final class SimWorld {
     }
 
     func clientPort(_ id: Int) -> UInt16 { UInt16(1024 + id) }
+    /// The client port a client's inbound PROXY header names.
+    func proxiedPort(_ id: Int) -> UInt16 { UInt16(40000 + id) }
+    /// The port a backend must see as the client's in its PROXY header.
+    func announcedPort(_ id: Int) -> UInt16 { acceptProxy ? proxiedPort(id) : clientPort(id) }
+
+    /// A valid inbound PROXY header for client `id` (the load balancer in front's).
+    private func proxyHeader(_ id: Int, v2: Bool) -> [UInt8] {
+        let source = ProxyAddress(ipv4: (198, 51, 100, UInt8(id % 250 + 1)), port: proxiedPort(id))
+        let destination = ProxyAddress(ipv4: (192, 0, 2, 1), port: 443)
+        let encoded = v2 ? ProxyHeader.encodeV2(source: source, destination: destination, tlvs: [.authority("sim.example")])
+                         : ProxyHeader.encodeV1(source: source, destination: destination)
+        return (try? encoded.get()) ?? []
+    }
     func downloadSize(_ id: Int) -> Int { downloadSizes[id] }
 
     func upstreamLocalAddress() -> SocketAddress {
@@ -289,6 +317,7 @@ final class SimWorld {
 
     func pair(backend: SimApp, client: Int) {
         if backendOf[client] != nil { fail("client \(client)'s upload reached two backends") }
+        if badHeader[client] { fail("client \(client), whose PROXY header was not one, reached a backend") }
         backendOf[client] = backend
     }
 
