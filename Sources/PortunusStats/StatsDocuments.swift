@@ -52,6 +52,8 @@ public final class StatsDocuments: Sendable {
                 ("targets", .array(targets)),
                 ("splice_capable", .bool(rule.proto == .tcp)),
                 ("udp_max_flows", rule.proto == .udp ? .int(rule.udpMaxFlows) : .null),
+                // Ours (Portunus's client ignores keys it does not know).
+                ("accept_proxy", rule.acceptProxy.map { .string($0.rawValue) } ?? .null),
             ])
         }
         helloText = JSON.object([

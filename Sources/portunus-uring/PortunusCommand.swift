@@ -245,10 +245,12 @@ struct PortunusCommand: ParsableCommand {
                 let proxy = target.proxyProtocol.map { " (proxy_protocol \($0.rawValue))" } ?? ""
                 return "\(target.host):\(ports)\(proxy)"
             }
-            logger.info("rule", metadata: [
+            var metadata: Logger.Metadata = [
                 "event": "rule.activated", "rule": "\(rule.name)", "rule_id": .stringConvertible(BLAKE3.ruleID(rule.name)),
                 "protocol": "\(rule.proto.rawValue)", "listen": "\(listen)", "targets": "\(targets.joined(separator: ","))",
-            ])
+            ]
+            if let accept = rule.acceptProxy { metadata["accept_proxy"] = "\(accept.rawValue)" }
+            logger.info("rule", metadata: metadata)
         }
     }
 
