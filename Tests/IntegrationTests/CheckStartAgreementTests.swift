@@ -42,6 +42,9 @@ import TestSupport
         ("udp_flow_idle_secs", Choice(good: [nil, "0", "1", "31536000"], bad: ["-1"])),
         ("prefer_ipv6", Choice(good: [nil, "true", "false"], bad: ["1"])),
         ("idle_timeout_secs", Choice(good: [nil, "0", "1", "31536000"], bad: ["31536001", "-1"])),
+        // In [defaults] they apply to the TCP rules only, so any rule protocol stays valid.
+        ("accept_proxy", Choice(good: [nil, "\"any\"", "\"v1\"", "\"v2\""], bad: ["\"v3\"", "true"])),
+        ("accept_proxy_timeout_secs", Choice(good: [nil, "1", "3600"], bad: ["0", "3601"])),
     ]
     static let stats: [(String, Choice)] = [
         ("enabled", Choice(good: [nil, "false", "true"], bad: [])),
