@@ -27,6 +27,9 @@ extension Worker {
     /// Peeks at what has arrived after the header bytes taken so far.
     func readProxyHeader(_ slot: Int32) {
         let consumed = Int(slab[slot].inboundConsumed)
+        // The reader refuses a header longer than the area before its bytes are taken,
+        // so the area is never full while a header is still incomplete.
+        precondition(consumed < WorkerLayout.inboundHeaderLimit, "inbound PROXY header area full at \(consumed) bytes")
         io.prepareRecv(fd: slab[slot].client, into: preludes, offset: inboundOffset(slot) + consumed,
                        length: WorkerLayout.inboundHeaderLimit - consumed, peek: true, userData: userData(slot, .proxyPeek))
         slab[slot].inFlight += 1
