@@ -79,8 +79,10 @@ public enum ProxyHeader {
     /// For the engine's accepted connections; ``ProxyHeaderReader`` says
     /// when the bytes in hand are worth decoding.
     public static func decodeInbound(_ bytes: UnsafeRawBufferPointer) -> InboundDecodeResult {
-        guard let first = bytes.first else { return .needMore(atLeast: v1MinLength) }
-        switch first {
+        // `bytes[0]`, not `bytes.first`: the generic `first` allocated in
+        // unoptimised builds (alloc-check.sh).
+        guard !bytes.isEmpty else { return .needMore(atLeast: v1MinLength) }
+        switch bytes[0] {
         case v2Signature.0: return decodeInboundV2(bytes)
         case UInt8(ascii: "P"): return decodeInboundV1(bytes)
         default: return .invalid(.badSignature)
@@ -95,6 +97,23 @@ public enum ProxyHeader {
             return result
         }
         return Array(bytes).withUnsafeBytes { decode($0) }
+    }
+}
+
+// MARK: - Shared decoder helpers
+
+extension ProxyHeader {
+    /// True when `bytes` and `signature` agree on every byte both have, so
+    /// a signature is refused on its first wrong byte. Shared by both
+    /// version decoders; a plain index loop, so nothing depends on the
+    /// optimiser specialising a generic algorithm to stay allocation-free.
+    static func agreesSoFar(_ bytes: UnsafeRawBufferPointer, with signature: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index < min(bytes.count, signature.count) {
+            guard bytes[index] == signature[index] else { return false }
+            index += 1
+        }
+        return true
     }
 }
 
