@@ -6,12 +6,23 @@
 // caller storage and never allocates (the engine calls it once per connection
 // into a pinned per-connection buffer); decoding is bytes in, value out, never
 // reads past its input, and tells "need more bytes" apart from "invalid".
+//
+// The inbound side, for a forwarder behind a load balancer that sends PROXY
+// headers itself, is allocation-free too: ProxyHeaderReader says how many
+// peeked bytes to take off the socket (never a payload byte), decodeInbound
+// reads the header in place (TLVs validated, left where they are), and the
+// relaying encodeV2(passing:) sends them on to each target.
+// Benchmarks/fuzz/alloc-check.sh checks the no-allocation claim, run.sh fuzzes.
 
 /// Namespace for encoding and decoding PROXY protocol headers.
 ///
 /// The encoders are `encodeV1` and `encodeV2` (files `ProxyHeader+V1Encode`
-/// and `ProxyHeader+V2Encode`); ``decode(_:)-(UnsafeRawBufferPointer)``
-/// accepts either version.
+/// and `ProxyHeader+V2Encode`), plus the relaying
+/// ``encodeV2(source:destination:passing:uniqueID:crc32c:into:)``
+/// (`ProxyHeader+V2Relay`). ``decodeInbound(_:)`` accepts either version
+/// without allocating; ``decode(_:)-(UnsafeRawBufferPointer)`` is the same
+/// with the TLVs copied out. ``ProxyHeaderReader`` frames a header arriving
+/// on a socket.
 public enum ProxyHeader {
     /// The longest v1 line, CRLF included (spec section 2.1). A v1 decoder
     /// gives up when no CRLF appears within this many bytes.
