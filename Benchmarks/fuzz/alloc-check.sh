@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Checks that the PROXY encoders never touch the heap.
+# Checks that the PROXY encoders, the inbound reader and decodeInbound never touch the heap.
 #
 #   Benchmarks/fuzz/alloc-check.sh        both -Onone and -O
 #
 # Builds Sources/PortunusProxyProtocol as its own module (the engine imports it
 # the same way), links AllocationCheck.swift against it together with
 # alloc_counter.c, which counts every malloc/calloc/realloc/memalign in the
-# process, and fails if any encode allocates. Outside SwiftPM: never touches .build.
+# process, and fails if any of them allocates. Outside SwiftPM: never touches .build.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,4 +1,5 @@
-/// A successfully decoded PROXY header (either version).
+/// A successfully decoded PROXY header (either version), TLVs copied out.
+/// The allocation-free form the engine uses is ``InboundProxyHeader``.
 public struct DecodedProxyHeader: Sendable, Hashable {
     /// Which version was on the wire.
     public var version: ProxyVersion

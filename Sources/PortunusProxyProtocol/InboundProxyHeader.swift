@@ -76,7 +76,8 @@ public enum InboundDecodeResult: Sendable, Hashable {
     case complete(InboundProxyHeader)
     /// Everything so far is a valid start of a header, but the input must
     /// hold at least `atLeast` bytes in total before it can decide. Every
-    /// byte given so far belongs to the header.
+    /// byte given so far belongs to the header (should it turn out valid),
+    /// which is what lets ``ProxyHeaderReader`` take them off the socket.
     case needMore(atLeast: Int)
     /// The bytes can never become a valid header; drop the connection.
     case invalid(ProxyDecodeError)

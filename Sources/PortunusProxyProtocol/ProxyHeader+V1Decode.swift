@@ -3,9 +3,7 @@
 
 extension ProxyHeader {
     static func decodeInboundV1(_ bytes: UnsafeRawBufferPointer) -> InboundDecodeResult {
-        let signatureMatches = v1Signature.withUTF8Buffer { signature in
-            zip(signature, bytes).allSatisfy { $0 == $1 }
-        }
+        let signatureMatches = v1Signature.withUTF8Buffer { agreesSoFar(bytes, with: UnsafeRawBufferPointer($0)) }
         guard signatureMatches else { return .invalid(.badSignature) }
 
         let lineEnd: Int

@@ -6,9 +6,7 @@
 
 extension ProxyHeader {
     static func decodeInboundV2(_ bytes: UnsafeRawBufferPointer) -> InboundDecodeResult {
-        let signatureMatches = withUnsafeBytes(of: v2Signature) { signature in
-            zip(signature, bytes).allSatisfy { $0 == $1 }
-        }
+        let signatureMatches = withUnsafeBytes(of: v2Signature) { agreesSoFar(bytes, with: $0) }
         guard signatureMatches else { return .invalid(.badSignature) }
 
         var command = ProxyCommand.local

@@ -6,12 +6,23 @@
 // caller storage and never allocates (the engine calls it once per connection
 // into a pinned per-connection buffer); decoding is bytes in, value out, never
 // reads past its input, and tells "need more bytes" apart from "invalid".
+//
+// The inbound side, for a forwarder behind a load balancer that sends PROXY
+// headers itself, is allocation-free too: ProxyHeaderReader says how many
+// peeked bytes to take off the socket (never a payload byte), decodeInbound
+// reads the header in place (TLVs validated, left where they are), and the
+// relaying encodeV2(passing:) sends them on to each target.
+// Benchmarks/fuzz/alloc-check.sh checks the no-allocation claim, run.sh fuzzes.
 
 /// Namespace for encoding and decoding PROXY protocol headers.
 ///
 /// The encoders are `encodeV1` and `encodeV2` (files `ProxyHeader+V1Encode`
-/// and `ProxyHeader+V2Encode`); ``decode(_:)-(UnsafeRawBufferPointer)``
-/// accepts either version.
+/// and `ProxyHeader+V2Encode`), plus the relaying
+/// ``encodeV2(source:destination:passing:uniqueID:crc32c:into:)``
+/// (`ProxyHeader+V2Relay`). ``decodeInbound(_:)`` accepts either version
+/// without allocating; ``decode(_:)-(UnsafeRawBufferPointer)`` is the same
+/// with the TLVs copied out. ``ProxyHeaderReader`` frames a header arriving
+/// on a socket.
 public enum ProxyHeader {
     /// The longest v1 line, CRLF included (spec section 2.1). A v1 decoder
     /// gives up when no CRLF appears within this many bytes.
@@ -79,8 +90,10 @@ public enum ProxyHeader {
     /// For the engine's accepted connections; ``ProxyHeaderReader`` says
     /// when the bytes in hand are worth decoding.
     public static func decodeInbound(_ bytes: UnsafeRawBufferPointer) -> InboundDecodeResult {
-        guard let first = bytes.first else { return .needMore(atLeast: v1MinLength) }
-        switch first {
+        // `bytes[0]`, not `bytes.first`: the generic `first` allocated in
+        // unoptimised builds (alloc-check.sh).
+        guard !bytes.isEmpty else { return .needMore(atLeast: v1MinLength) }
+        switch bytes[0] {
         case v2Signature.0: return decodeInboundV2(bytes)
         case UInt8(ascii: "P"): return decodeInboundV1(bytes)
         default: return .invalid(.badSignature)
@@ -95,6 +108,23 @@ public enum ProxyHeader {
             return result
         }
         return Array(bytes).withUnsafeBytes { decode($0) }
+    }
+}
+
+// MARK: - Shared decoder helpers
+
+extension ProxyHeader {
+    /// True when `bytes` and `signature` agree on every byte both have, so
+    /// a signature is refused on its first wrong byte. Shared by both
+    /// version decoders; a plain index loop, so nothing depends on the
+    /// optimiser specialising a generic algorithm to stay allocation-free.
+    static func agreesSoFar(_ bytes: UnsafeRawBufferPointer, with signature: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index < min(bytes.count, signature.count) {
+            guard bytes[index] == signature[index] else { return false }
+            index += 1
+        }
+        return true
     }
 }
 

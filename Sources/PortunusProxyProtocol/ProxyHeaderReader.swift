@@ -50,7 +50,9 @@ public enum ProxyHeaderReader {
     /// this function has asked for is a caller bug and traps.
     public static func next(_ seen: UnsafeRawBufferPointer, consumed: Int, limit: Int) -> Step {
         precondition(consumed >= 0 && consumed <= seen.count, "consumed \(consumed) of \(seen.count) seen bytes")
-        let isV2 = seen.first == ProxyHeader.v2Signature.0
+        // Not `seen.first`: the generic `first` allocated in unoptimised
+        // builds (alloc-check.sh).
+        let isV2 = !seen.isEmpty && seen[0] == ProxyHeader.v2Signature.0
         if isV2 && seen.count > ProxyHeader.v2FixedLength {
             // The fixed part alone gives the declared length: refuse an
             // oversized header before its TLVs (up to 64 KiB) are walked.

@@ -4,7 +4,7 @@ import Testing
 /// Random addresses biased toward the shapes that stress the text forms:
 /// zero runs of every length (for "::"), mapped addresses (for the TCP4 rule),
 /// and boundary ports.
-private struct AddressGenerator {
+struct AddressGenerator {
     var random: SplitMix64
 
     mutating func port() -> UInt16 {
