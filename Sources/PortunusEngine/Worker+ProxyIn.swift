@@ -36,13 +36,7 @@ extension Worker {
     }
 
     func onProxyPeek(_ slot: Int32, _ result: Int32) {
-        // Closing (a reject, the drain, the time box): the cancel's completion, nothing to do.
-        guard slab[slot].state == .readingProxyHeader else { return }
-        guard result > 0 else {
-            rejectProxyHeader(slot, result == 0 ? "the client closed before its PROXY header was complete"
-                                                : "\(SystemError("recv", result: result))")
-            return
-        }
+        guard stillReading(slot, result) else { return }
         let consumed = Int(slab[slot].inboundConsumed)
         let step = preludes.withMutableBytes(offset: inboundOffset(slot), length: consumed + Int(result)) { seen in
             ProxyHeaderReader.next(UnsafeRawBufferPointer(seen), consumed: consumed, limit: WorkerLayout.inboundHeaderLimit)
@@ -58,6 +52,19 @@ extension Worker {
         }
     }
 
+    /// A peek or take that moved bytes while the header is still wanted. Closing (a
+    /// reject, the drain, the time box): the cancel's completion, nothing to do. The
+    /// client gone or failing first: rejected.
+    private func stillReading(_ slot: Int32, _ result: Int32) -> Bool {
+        guard slab[slot].state == .readingProxyHeader else { return false }
+        guard result > 0 else {
+            rejectProxyHeader(slot, result == 0 ? "the client closed before its PROXY header was complete"
+                                                : "\(SystemError("recv", result: result))")
+            return false
+        }
+        return true
+    }
+
     /// Takes `count` bytes (all of them header) off the client.
     private func take(_ slot: Int32, _ count: Int) {
         io.prepareRecv(fd: slab[slot].client, into: preludes, offset: inboundOffset(slot) + Int(slab[slot].inboundConsumed),
@@ -66,12 +73,7 @@ extension Worker {
     }
 
     func onProxyTake(_ slot: Int32, _ result: Int32) {
-        guard slab[slot].state == .readingProxyHeader else { return }
-        guard result > 0 else {
-            rejectProxyHeader(slot, result == 0 ? "the client closed before its PROXY header was complete"
-                                                : "\(SystemError("recv", result: result))")
-            return
-        }
+        guard stillReading(slot, result) else { return }
         slab[slot].inboundConsumed += Int16(result)
         let length = slab[slot].inboundLength
         if length > 0 && slab[slot].inboundConsumed == length { proxyHeaderRead(slot) } else { readProxyHeader(slot) }

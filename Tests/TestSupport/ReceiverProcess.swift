@@ -15,15 +15,13 @@ public final class ReceiverProcess: @unchecked Sendable {
 
     public let kind: Kind
     public let port: UInt16
-    private let process = Process()
-    private let directory: URL
+    private let daemon: PeerDaemon
 
     public init(_ kind: Kind) throws {
         self.kind = kind
         port = freePort()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pu-\(kind.rawValue)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let dir = directory.path
+        daemon = try PeerDaemon(name: kind.rawValue)
+        let dir = daemon.directory.path
         switch kind {
         case .nginx:
             let conf = """
@@ -40,8 +38,9 @@ public final class ReceiverProcess: @unchecked Sendable {
             }
             """
             try conf.write(toFile: "\(dir)/nginx.conf", atomically: true, encoding: .utf8)
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-            process.arguments = ["-p", "\(dir)/", "-e", "\(dir)/error.log", "-c", "\(dir)/nginx.conf", "-g", "daemon off;"]
+            // The readiness probe sends no PROXY header; the receiver drops it, harmlessly.
+            try daemon.start("/usr/sbin/nginx", ["-p", "\(dir)/", "-e", "\(dir)/error.log", "-c", "\(dir)/nginx.conf", "-g", "daemon off;"],
+                             package: "nginx", port: port)
         case .haproxy:
             let conf = """
             global
@@ -58,43 +57,13 @@ public final class ReceiverProcess: @unchecked Sendable {
             """
             // HAProxy refuses a file whose last line has no LF.
             try (conf + "\n").write(toFile: "\(dir)/haproxy.cfg", atomically: true, encoding: .utf8)
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/haproxy")
-            process.arguments = ["-f", "\(dir)/haproxy.cfg", "-db"]
-        }
-        FileManager.default.createFile(atPath: "\(dir)/output", contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/output"))
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        guard FileManager.default.isExecutableFile(atPath: process.executableURL!.path) else {
-            throw TestError("\(process.executableURL!.path) is missing: install Debian's \(kind.rawValue) package (the README's test command does)")
-        }
-        try process.run()
-        // Ready when both addresses accept. The probe sends no PROXY header; the
-        // receiver drops it, which is harmless.
-        let deadline = Date().addingTimeInterval(10)
-        for host in ["127.0.0.1", "::1"] {
-            while (try? TestSocket.connect(host, port)) == nil {
-                if !process.isRunning || Date() > deadline { throw TestError("\(kind) did not start: \(log)") }
-                usleep(20_000)
-            }
+            try daemon.start("/usr/sbin/haproxy", ["-f", "\(dir)/haproxy.cfg", "-db"], package: "haproxy", port: port)
         }
     }
 
-    deinit { stop() }
+    public var log: String { daemon.log }
 
-    public var log: String { (try? String(contentsOfFile: directory.appendingPathComponent("output").path, encoding: .utf8)) ?? "" }
-
-    public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: directory)
-    }
+    public func stop() { daemon.stop() }
 }
 
 extension TestSocket {

@@ -15,8 +15,7 @@ public final class SenderProcess: @unchecked Sendable {
 
     public let kind: Kind
     public let port: UInt16
-    private let process = Process()
-    private let directory: URL
+    private let daemon: PeerDaemon
 
     /// The unique id HAProxy's v2 header carries for a client at `host`:`port` (its
     /// `unique-id-format` below), as the receiver's `unique_id` shows it (hex).
@@ -27,9 +26,10 @@ public final class SenderProcess: @unchecked Sendable {
     public init(_ kind: Kind, target: UInt16) throws {
         self.kind = kind
         port = freePort()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("pu-sender-\(kind.rawValue)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let dir = directory.path
+        daemon = try PeerDaemon(name: "sender-\(kind.rawValue)")
+        let dir = daemon.directory.path
+        // Ready once it accepts: the probe's bare connection reaches the forwarder behind
+        // with a header and nothing else, and is dropped there (harmless).
         switch kind {
         case .nginxV1:
             // Debian builds the stream module as a dynamic one (libnginx-mod-stream, which
@@ -49,8 +49,8 @@ public final class SenderProcess: @unchecked Sendable {
             }
             """
             try conf.write(toFile: "\(dir)/nginx.conf", atomically: true, encoding: .utf8)
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
-            process.arguments = ["-p", "\(dir)/", "-e", "\(dir)/error.log", "-c", "\(dir)/nginx.conf", "-g", "daemon off;"]
+            try daemon.start("/usr/sbin/nginx", ["-p", "\(dir)/", "-e", "\(dir)/error.log", "-c", "\(dir)/nginx.conf", "-g", "daemon off;"],
+                             package: "nginx", port: port)
         case .haproxyV1, .haproxyV2:
             let send = kind == .haproxyV1 ? "send-proxy" : "send-proxy-v2 proxy-v2-options unique-id,crc32c"
             let conf = """
@@ -70,48 +70,11 @@ public final class SenderProcess: @unchecked Sendable {
                 server p 127.0.0.1:\(target) \(send)
             """
             try (conf + "\n").write(toFile: "\(dir)/haproxy.cfg", atomically: true, encoding: .utf8)
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/haproxy")
-            process.arguments = ["-f", "\(dir)/haproxy.cfg", "-db"]
-        }
-        FileManager.default.createFile(atPath: "\(dir)/output", contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: "\(dir)/output"))
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        guard FileManager.default.isExecutableFile(atPath: process.executableURL!.path) else {
-            throw TestError("\(process.executableURL!.path) is missing: install Debian's \(kind == .nginxV1 ? "nginx" : "haproxy") package (the README's test command does)")
-        }
-        try process.run()
-        // Ready when both addresses accept: a bare connect that is closed at once (the
-        // forwarder behind rejects it for want of a header; harmless).
-        let deadline = Date().addingTimeInterval(10)
-        for host in ["127.0.0.1", "::1"] {
-            while !canConnect(host, port) {
-                if !process.isRunning || Date() > deadline { throw TestError("\(kind) did not start: \(log)") }
-                usleep(20_000)
-            }
+            try daemon.start("/usr/sbin/haproxy", ["-f", "\(dir)/haproxy.cfg", "-db"], package: "haproxy", port: port)
         }
     }
 
-    deinit { stop() }
+    public var log: String { daemon.log }
 
-    public var log: String { (try? String(contentsOfFile: directory.appendingPathComponent("output").path, encoding: .utf8)) ?? "" }
-
-    public func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: directory)
-    }
-
-    /// A TCP connect that is refused or succeeds (then closed at once).
-    private func canConnect(_ host: String, _ port: UInt16) -> Bool {
-        let fd = socket(host.contains(":") ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { Glibc.close(fd) }
-        return withSocketAddress(host, port) { Glibc.connect(fd, $0, $1) } == 0
-    }
+    public func stop() { daemon.stop() }
 }
