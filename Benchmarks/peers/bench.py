@@ -107,7 +107,7 @@ SHARED_CPU_PCT = 10.0
 @dataclass(frozen=True)
 class Route:
     """One listen port of a forwarder instance and the backend port it forwards to."""
-    name: str                    # iperf, http, proxy-v1, proxy-v2, udp, hold
+    name: str                    # iperf, http, proxy-v1, proxy-v2, accept, udp, hold
     listen: int
     target: int
     proxy: Optional[str] = None  # the PROXY version it sends, if any
@@ -115,6 +115,12 @@ class Route:
     @property
     def udp(self):
         return self.name == "udp"
+
+    @property
+    def accept(self):
+        """Every connection opens with a PROXY header (v1 or v2), which the forwarder
+        reads and drops before it dials the plain HTTP backend."""
+        return self.name == "accept"
 
 
 @dataclass(frozen=True)
@@ -141,6 +147,8 @@ class Subject:
     argv: Optional[Callable] = None
     proxy: tuple = ()           # the PROXY versions it can send
     no_proxy: str = ""          # why not, for the others
+    accept: bool = False        # it can take a PROXY header in (v1 and v2 on one listener)
+    no_accept: str = ""         # why not, when it cannot
     no_udp: str = ""            # why it takes no UDP; "": it does
     dns: bool = False           # targets named DNS_NAME, answered by a dnsmasq of ours
     binary: bool = False        # runs the portunus-uring binary
@@ -152,6 +160,8 @@ class Subject:
         """Why this subject cannot carry a workload on `route`, or ""."""
         if route.startswith("proxy-") and route[len("proxy-"):] not in self.proxy:
             return self.no_proxy
+        if route == "accept" and not self.accept:
+            return self.no_accept
         return self.no_udp if route == "udp" else ""
 
 
@@ -159,30 +169,34 @@ def haproxy(name, doc, splice):
     return Subject(name, doc, config=("haproxy.cfg", lambda s: haproxy_cfg(s, splice)),
                    # -db: foreground, no daemon; one process, its threads sum in /proc/PID/stat.
                    argv=lambda s: [["haproxy", "-f", s.conf, "-db"]],
-                   proxy=("v1", "v2"), no_udp="HAProxy 2.6 does not proxy UDP")
+                   proxy=("v1", "v2"), accept=True, no_udp="HAProxy 2.6 does not proxy UDP")
 
 
 def portunus(name, doc, relay, **extra):
     return Subject(name, doc, config=("portunus.toml", lambda s: portunus_toml(s)),
                    argv=lambda s: [[s.binary, "--config", s.conf, "--workers", str(FORWARDER_WORKERS),
                                     "--relay", relay] + (["--dns-server", s.dns] if s.dns else [])],
-                   proxy=("v1", "v2"), binary=True, **extra)
+                   proxy=("v1", "v2"), accept=True, binary=True, **extra)
 
 
 SUBJECTS = [
     Subject("direct", "no forwarder: the load generator talks to the backend itself",
-            no_proxy="no forwarder: wrk itself sends no PROXY header"),
-    haproxy("haproxy", "HAProxy mode tcp, nbthread 2 (send-proxy, send-proxy-v2)", splice=False),
+            no_proxy="no forwarder: wrk itself sends no PROXY header",
+            no_accept="no forwarder to read the PROXY header (the plain backend would answer 400)"),
+    haproxy("haproxy", "HAProxy mode tcp, nbthread 2 (send-proxy, send-proxy-v2;\n"
+            "bind ... accept-proxy)", splice=False),
     haproxy("haproxy-splice", "the same with option splice-request/-response forced",
             splice=True),
-    Subject("nginx-stream", "nginx stream, 2 workers (proxy_protocol on; listen ... udp)",
+    Subject("nginx-stream", "nginx stream, 2 workers (proxy_protocol on; listen ... udp;\n"
+            "listen ... proxy_protocol)",
             config=("nginx.conf", lambda s: nginx_stream_conf(s)),
             argv=lambda s: [["nginx", "-p", f"{s.dir}/", "-e", f"{s.dir}/error.log", "-c", s.conf,
                              "-g", "daemon off;"]],
-            proxy=("v1",), no_proxy="nginx can only send PROXY v1 (proxy_protocol on;)"),
+            proxy=("v1",), no_proxy="nginx can only send PROXY v1 (proxy_protocol on;)", accept=True),
     Subject("socat", "socat, one forking process per port (TCP4-LISTEN/UDP4-LISTEN ,fork)",
             argv=lambda s: [socat_argv(r) for r in s.routes],
-            no_proxy="socat cannot send a PROXY header"),
+            no_proxy="socat cannot send a PROXY header",
+            no_accept="socat cannot read a PROXY header (it would pass it on as data)"),
     portunus("portunus-buffers", "portunus-uring --relay buffers", "buffers"),
     portunus("portunus-splice", "portunus-uring --relay splice", "splice"),
     portunus("portunus-auto", "portunus-uring --relay auto", "auto"),
@@ -210,6 +224,7 @@ class Load:
     target: int
     secs: int
     pids: tuple = ()   # memory: the fresh instance's processes
+    script: str = ""   # a workload with a `header`: the wrk Lua script that sends it
 
 
 @dataclass(frozen=True)
@@ -222,6 +237,7 @@ class Workload:
     route: str          # which route of a subject the load goes through
     backend: str        # what must answer behind that route
     load: Callable      # Load -> one argv per load-generator process, all run at once
+    header: str = ""    # the PROXY version every connection of the load opens with, if any
 
     @property
     def clients(self):
@@ -255,6 +271,11 @@ CLOSE = ("-H", "Connection: close")
 PROXY_DOC = ("newconn through a forwarder that sends a PROXY {v} header to an nginx\n"
              "backend expecting it (haproxy send-proxy{opt}, nginx proxy_protocol on,\n"
              "portunus proxy_protocol = \"{v}\"); n/a where the subject cannot send it")
+ACCEPT_DOC = ("newconn where every connection opens with a PROXY v1 header (text),\n"
+              "sent by a wrk Lua script in the same write as the request, which the\n"
+              "forwarder must read and drop before dialling the plain nginx backend\n"
+              "(haproxy bind ... accept-proxy, nginx listen ... proxy_protocol,\n"
+              "portunus accept_proxy = \"any\"); n/a for direct and socat")
 WORKLOADS = [
     Workload("iperf1", "iperf3, 1 stream, Gbit/s and forwarder CPU s/GB",
              title="iperf3, 1 stream", short="iperf 1 stream",
@@ -276,6 +297,14 @@ WORKLOADS = [
              title="New connections, forwarder sends PROXY v2 (wrk, Connection: close)",
              short="PROXY v2 conn/s",
              kind="wrk", route="proxy-v2", backend=NGINX_PROXY, load=lambda l: wrk(l, *CLOSE)),
+    Workload("proxy-in", ACCEPT_DOC,
+             title="New connections, forwarder accepts PROXY v1 (wrk, Connection: close)",
+             short="PROXY v1 in conn/s", kind="wrk", route="accept", backend=NGINX, header="v1",
+             load=lambda l: wrk(l, "-s", l.script, *CLOSE)),
+    Workload("proxy-in-v2", "the same with a PROXY v2 header (binary, 28 bytes)",
+             title="New connections, forwarder accepts PROXY v2 (wrk, Connection: close)",
+             short="PROXY v2 in conn/s", kind="wrk", route="accept", backend=NGINX, header="v2",
+             load=lambda l: wrk(l, "-s", l.script, *CLOSE)),
     Workload("udp64", "UDP, 64 B datagrams, one flow: sockperf ping-pong (closed loop, one\n"
              "datagram in flight) to a sockperf server; round trips/s, p50 p99\n"
              "round-trip time (--full-rtt), forwarder CPU us per round trip (two\n"
@@ -347,7 +376,8 @@ def haproxy_cfg(spec, splice):
     lines += ["    option splice-request", "    option splice-response"] if splice else []
     send = {"v1": " send-proxy", "v2": " send-proxy-v2", None: ""}
     for r in spec.routes:
-        lines += [f"listen {r.name}", f"    bind 127.0.0.1:{r.listen}",
+        # accept-proxy: every connection must open with a PROXY header, v1 or v2.
+        lines += [f"listen {r.name}", f"    bind 127.0.0.1:{r.listen}{' accept-proxy' if r.accept else ''}",
                   f"    server s1 {spec.host}:{r.target}{send[r.proxy]}"]
     return "\n".join(lines) + "\n"
 
@@ -367,7 +397,9 @@ def nginx_stream_conf(spec):
                            f"        proxy_pass {spec.host}:{r.target};\n"
                            f"        proxy_timeout {UDP_IDLE_SECS}s;\n    }}")
         else:
-            servers.append(f"    server {{ listen 127.0.0.1:{r.listen} backlog=4096 reuseport;"
+            # listen ... proxy_protocol: every connection opens with a PROXY header, v1 or v2.
+            servers.append(f"    server {{ listen 127.0.0.1:{r.listen} backlog=4096 reuseport"
+                           + (" proxy_protocol" if r.accept else "") + ";"
                            f" proxy_pass {spec.host}:{r.target};"
                            + (" proxy_protocol on;" if r.proxy else "") + " }")
     return (f"load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
@@ -393,8 +425,11 @@ def portunus_toml(spec):
     for r in spec.routes:
         target = (f'targets = [ {{ host = "{spec.host}", port = {r.target}, proxy_protocol = "{r.proxy}" }} ]'
                   if r.proxy else f'target = "{spec.host}:{r.target}"')
+        # "any": v1 or v2, told apart by the first bytes, as HAProxy's accept-proxy and
+        # nginx's proxy_protocol listener take either.
+        accept = 'accept_proxy = "any"\n' if r.accept else ""
         parts.append(f'[[rule]]\nname = "{r.name}"\nprotocol = "{"udp" if r.udp else "tcp"}"\n'
-                     f"listen_port = {r.listen}\n{target}\n")
+                     f"listen_port = {r.listen}\n{accept}{target}\n")
     return "\n".join(parts)
 
 
@@ -726,16 +761,15 @@ def http_check(port):
             raise RuntimeError(f"port {port}: got {r.status} {body!r}, want 200 b'ok\\n'")
 
 
-def proxy_check(port, timeout=5.0):
-    """One request through a forwarder that prepends a PROXY header towards the
-    backend's `listen ... proxy_protocol` server, which answers with what the header
-    told it. Wants 200 and src = this socket's own address, dst = the address the
-    forwarder listens on. nginx closes a connection whose header is missing or
-    broken without a response: that fails here, once and clearly, instead of
-    showing up later as a suspiciously fast wrk error rate. Returns the body."""
+GET_CLOSE = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+
+
+def exchange(port, payload, timeout):
+    """Send `payload` to 127.0.0.1:port in one write and read until the other end
+    closes (or resets, or `timeout` passes): (what came back, our own address)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        local_host, local_port = s.getsockname()[:2]
-        s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        local = s.getsockname()[:2]
+        s.sendall(payload)
         data = b""
         deadline = time.monotonic() + timeout
         while len(data) < 65536 and time.monotonic() < deadline:
@@ -746,6 +780,17 @@ def proxy_check(port, timeout=5.0):
             if not chunk:
                 break
             data += chunk
+    return data, local
+
+
+def proxy_check(port, timeout=5.0):
+    """One request through a forwarder that prepends a PROXY header towards the
+    backend's `listen ... proxy_protocol` server, which answers with what the header
+    told it. Wants 200 and src = this socket's own address, dst = the address the
+    forwarder listens on. nginx closes a connection whose header is missing or
+    broken without a response: that fails here, once and clearly, instead of
+    showing up later as a suspiciously fast wrk error rate. Returns the body."""
+    data, (local_host, local_port) = exchange(port, GET_CLOSE, timeout)
     if not data:
         raise RuntimeError(f"port {port}: closed without a response (the backend rejected"
                            " the PROXY header, or none was sent)")
@@ -758,6 +803,98 @@ def proxy_check(port, timeout=5.0):
     if body.decode(errors="replace") != want:
         raise RuntimeError(f"port {port}: the PROXY header said {body!r}, want {want!r}")
     return want.strip()
+
+
+# The client a proxy-in load's PROXY header names (TEST-NET-2, and a port): nothing
+# checks it on the way, the forwarder only has to read the header and drop it.
+HEADER_CLIENT = ("198.51.100.7", 40000)
+
+
+def proxy_header(version, port):
+    """The PROXY header every connection of a proxy-in load opens with: TCP over IPv4
+    from HEADER_CLIENT to 127.0.0.1:port (the forwarder's listen port), v1 text or v2
+    binary (signature, version 2 + PROXY command, TCP over IPv4, 12 address bytes)."""
+    host, client_port = HEADER_CLIENT
+    if version == "v1":
+        return f"PROXY TCP4 {host} 127.0.0.1 {client_port} {port}\r\n".encode()
+    return (b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + (12).to_bytes(2, "big")
+            + socket.inet_aton(host) + socket.inet_aton("127.0.0.1")
+            + client_port.to_bytes(2, "big") + port.to_bytes(2, "big"))
+
+
+def wrk_header_script(version, port):
+    """A wrk Lua script whose every request is the PROXY header followed by the request
+    wrk would send (its -H headers, Connection: close, included), in one write. With
+    Connection: close every request is a new connection, so every connection opens with
+    exactly one header. The header's bytes are written out with string.char so that the
+    v2 header's zero bytes need no escaping.
+
+    wrk (4.1) parses the first request of its first thread as an HTTP request before
+    any thread starts (script_verify_request, for pipelining) and exits on a PROXY line
+    ("invalid HTTP method at 1:4"); that request is never sent. So the first thread,
+    marked in setup() (wrk's main state, once per thread, in order, before the thread's
+    own state is used), answers that one call with the bare request. A wrk that did not
+    make that call would send one connection without a header, which every subject
+    rejects: one error in the table, not a silent change."""
+    header = proxy_header(version, port)
+    shown = header.decode().strip() if version == "v1" else f"{len(header)} bytes, binary"
+    return (f"-- Every connection opens with a PROXY {version} header ({shown}),\n"
+            "-- then the request, in one write; made once, on the first request.\n"
+            f"local header = string.char({', '.join(map(str, header))})\n"
+            "local req\n"
+            "-- wrk parses its first thread's first request() before any thread starts and\n"
+            "-- rejects a PROXY line; that request is never sent, so it gets the bare one.\n"
+            "local threads = 0\n"
+            "function setup(thread)\n"
+            "   threads = threads + 1\n"
+            "   if threads == 1 then thread:set(\"verifying\", true) end\n"
+            "end\n"
+            "function request()\n"
+            "   if verifying then\n"
+            "      verifying = false\n"
+            "      return wrk.format()\n"
+            "   end\n"
+            "   if not req then req = header .. wrk.format() end\n"
+            "   return req\n"
+            "end\n")
+
+
+def http_status(data):
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    fields = status.split()
+    return (fields[1] if len(fields) >= 2 else ""), status, body
+
+
+def accept_check(port, version, timeout=5.0):
+    """One request through a forwarder that must read a PROXY header in and drop it:
+    the header and a GET in one write, towards the plain HTTP backend. Wants 200 and
+    "ok". A forwarder that passes the header on as data gets the backend's 400 (nginx
+    reads "PROXY ..." as its request line; start_http_backend checks that it does),
+    and one that rejects the header closes without a response: both fail here, once
+    and clearly, before wrk could count them as fast errors."""
+    header = proxy_header(version, port)
+    data, _ = exchange(port, header + GET_CLOSE, timeout)
+    if not data:
+        raise RuntimeError(f"port {port}: closed without a response (the forwarder rejected"
+                           f" the PROXY {version} header, or the backend closed)")
+    code, status, body = http_status(data)
+    if code == "400":
+        raise RuntimeError(f"port {port}: got {status!r} from the plain backend: the forwarder"
+                           f" passed the PROXY {version} header on as data instead of reading it")
+    if code != "200" or body != b"ok\n":
+        raise RuntimeError(f"port {port}: got {status!r} {body!r}, want 200 b'ok\\n'")
+    return f"200 ok behind a PROXY {version} header of {len(header)} bytes the backend never saw"
+
+
+def header_reaches_backend(port):
+    """The premise of accept_check: the plain backend answers a request behind a PROXY
+    header with 400. Returns what it answered, raises RuntimeError if it did not."""
+    data, _ = exchange(port, proxy_header("v1", port) + GET_CLOSE, 5.0)
+    code, status, _ = http_status(data)
+    if code != "400":
+        raise RuntimeError(f"got {status or 'no response'!r} for a PROXY header sent to it, want 400")
+    return status
 
 
 def udp_check(port, pin, tries=3):
@@ -1593,13 +1730,15 @@ class Pass:
     def assign_ports(self):
         subjects = self.b.subjects
         # Backends: iperf3, http, http behind proxy_protocol, the memory test's idle one,
-        # dnsmasq. Subjects: iperf, http, proxy-v1, proxy-v2, memory instance (some unused).
-        ports = iter(free_ports(5 + 5 * len(subjects)))
+        # dnsmasq. Subjects: iperf, http, proxy-v1, proxy-v2, accept, memory instance (some
+        # unused). accept goes to the plain http backend: the forwarder drops the header.
+        ports = iter(free_ports(5 + 6 * len(subjects)))
         self.backend = {"iperf": next(ports), "http": next(ports), "proxy-v1": next(ports), "hold": next(ports)}
         self.backend["proxy-v2"] = self.backend["proxy-v1"]
+        self.backend["accept"] = self.backend["http"]
         self.dns_port = next(ports)
         for s in subjects:
-            self.listen[s.name] = ({r: next(ports) for r in ("iperf", "http", "proxy-v1", "proxy-v2", "hold")}
+            self.listen[s.name] = ({r: next(ports) for r in ("iperf", "http", "proxy-v1", "proxy-v2", "accept", "hold")}
                                    if s.argv else dict(self.backend))
         if self.b.wants_udp:
             # UDP ports are a space of their own: ask for ports free for UDP.
@@ -1610,8 +1749,10 @@ class Pass:
 
     def routes(self, s):
         """Each route a subject carries: iperf and http always, a PROXY route per version
-        it sends, UDP when a UDP workload runs and it can."""
+        it sends, one that takes PROXY headers in when a proxy-in workload runs and it
+        can, UDP when a UDP workload runs and it can."""
         names = ["iperf", "http"] + [f"proxy-{v}" for v in s.proxy]
+        names += ["accept"] if self.b.wants_accept and s.accept else []
         names += ["udp"] if self.b.wants_udp and not s.no_udp else []
         return tuple(Route(n, self.listen[s.name][n], self.backend[n],
                            n[len("proxy-"):] if n.startswith("proxy-") else None) for n in names)
@@ -1666,6 +1807,12 @@ class Pass:
                         "-g", "daemon off;"], "nginx-backend")
         self.wait_port(self.backend["http"], "nginx-backend", [p])
         self.wait_port(self.backend["proxy-v1"], "nginx-backend", [p])
+        if self.b.wants_accept:
+            # What makes accept_check conclusive: a header passed on as data gets a 400.
+            try:
+                log(f"  plain backend, PROXY header sent to it: {header_reaches_backend(self.backend['http'])}")
+            except (OSError, RuntimeError) as e:
+                raise Fatal(f"the plain nginx backend on 127.0.0.1:{self.backend['http']}: {e}")
 
     def start_udp_echo(self):
         """The sockperf server that answers ping-pong; not charged to any subject."""
@@ -1743,6 +1890,10 @@ class Pass:
                 self.wait_port(ports[w.route], s.name, procs)
                 self.try_check(s, [w], f"{w.name} through {s.name}", "backend was told ",
                                lambda: proxy_check(ports[w.route]))
+            elif w.header and not s.why_not(w.route):
+                self.wait_port(ports[w.route], s.name, procs)
+                self.try_check(s, [w], f"{w.name} through {s.name}", "",
+                               lambda: accept_check(ports[w.route], w.header))
         if self.b.wants_udp and not s.no_udp:
             # This also puts portunus-dns' name in its cache.
             self.try_check(s, [w for w in self.b.workloads if w.route == "udp"], f"udp through {s.name}",
@@ -1861,6 +2012,11 @@ class Pass:
             self.prepare_backend(w)
             window = Window(p.pid for p in self.subject_procs.get(s.name, []))
             load = Load(self.listen[s.name][w.route], self.backend[w.route], self.b.secs)
+            if w.header:
+                # In the run directory beside the configs; the same text every round.
+                script = self.run_dir / f"{w.name}-{s.name}.lua"
+                script.write_text(wrk_header_script(w.header, load.port))
+                load = Load(load.port, load.target, load.secs, script=str(script))
             try:
                 with self.sink(load.target, out) if w.backend == UDP_SINK else contextlib.nullcontext():
                     rc = self.run_load(w, load, out)
@@ -1925,6 +2081,7 @@ class Pass:
             self.check_subject(s)
             ports = self.listen[s.name]
             log(f"ready: {s.name} (iperf {ports['iperf']}, http {ports['http']}"
+                + (f", accept-proxy {ports['accept']}" if b.wants_accept and s.accept and s.argv else "")
                 + (f", udp {ports['udp']}" if "udp" in ports and not s.no_udp else "")
                 + f", pids {' '.join(str(p.pid) for p in self.subject_procs.get(s.name, [])) or 'none'})")
         for rnd in range(1, b.rounds + 1):
@@ -1947,6 +2104,7 @@ class Bench:
         self.binary = a.binary
         self.out = a.out
         self.wants_udp = any(w.route == "udp" for w in self.workloads)
+        self.wants_accept = any(w.route == "accept" for w in self.workloads)
         self.procs = Procs()
         self.samples = None
         self.failures = 0

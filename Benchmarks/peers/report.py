@@ -51,6 +51,11 @@ def is_proxy(workload):
     return WORKLOADS[workload].route.startswith("proxy-")
 
 
+def accepts_header(workload):
+    """Every connection of its load opens with a PROXY header the forwarder reads."""
+    return bool(WORKLOADS[workload].header)
+
+
 def reference_for(workload):
     return UDP_REFERENCE if is_udp(workload) else REFERENCE
 
@@ -336,9 +341,11 @@ def workload_table(run, w):
         return udp_table(run, w)
     title, key, unit, cpu_key, cpu_unit = figures(w)
     wrk = WORKLOADS[w].kind == "wrk"
-    proxy = is_proxy(w)
-    # A PROXY sender is compared with itself without the header (same backend nginx,
-    # same wrk shape), when newconn ran too; direct cannot send a header at all.
+    # A PROXY sender or receiver is compared with itself without the header (same wrk
+    # shape, and for a receiver the same backend), when newconn ran too; direct can
+    # neither send a header nor read one.
+    accept = accepts_header(w)
+    proxy = is_proxy(w) or accept
     own = proxy and any(run.ok("newconn", s) for s in run.subjects)
     cols = [unit, f"vs {REFERENCE}"] + (["vs own newconn"] if own else [] if proxy else [f"vs {DIRECT}"])
     cols += ["range"]
@@ -369,7 +376,18 @@ def workload_table(run, w):
 
     lines, na_notes = subject_rows(run, w, title, cols, cells_of)
     lines.append("")
-    if proxy:
+    if accept:
+        version = WORKLOADS[w].header
+        lines += [f"Every connection wrk opens starts with a PROXY {version} header ("
+                  + ("text, `PROXY TCP4 …`" if version == "v1" else "binary, 28 bytes")
+                  + ", sent in the same write as the request by a wrk Lua script), which the"
+                  " forwarder must read and drop before it dials the plain nginx backend of"
+                  " newconn (haproxy `bind … accept-proxy`, nginx `listen … proxy_protocol`,"
+                  " portunus-uring `accept_proxy = \"any\"`). Before measuring, one header and"
+                  " GET through each subject must come back 200 from that backend, which answers"
+                  " a header passed on as data with 400; `errors` are wrk's socket errors plus"
+                  " non-2xx answers (a sample with more than 1% of them counts as failed).", ""]
+    elif proxy:
         lines += ["Before measuring, one request through each sender must come back 200 with the"
                   " backend reporting the real client address and port and the forwarder's"
                   " listen address from the header; `errors` are wrk's socket errors plus non-2xx"
@@ -621,7 +639,8 @@ def panels(run):
             return value
         out.append((labels, run.subjects, rate_value(1),
                     f"{where}Throughput / request rate vs {REFERENCE}{udp_note} (higher is better"
-                    + ("; n/a has no bar)" if any(is_proxy(w) or is_udp(w) for w in run.workloads)
+                    + ("; n/a has no bar)" if any(is_proxy(w) or accepts_header(w) or is_udp(w)
+                                                  for w in run.workloads)
                        else ")")))
         out.append((labels, [s for s in run.subjects if s != DIRECT], rate_value(3),
                     f"{where}Forwarder CPU per GB / per request / per round trip / per datagram vs"
