@@ -2,7 +2,9 @@
 """Does the unit's SystemCallFilter= allow every system call the forwarder makes?
 
 Runs the forwarder under strace (no systemd needed) through what an edge node does
-to it: start-up, TCP through the buffers and splice paths (a bulk stream), a target
+to it: start-up, TCP through the splice path (`--relay splice`, so that a splice
+call is made whatever the timing under strace; the buffers path makes no system call
+of its own but the ring's), a target
 named by DNS (`localhost`, answered by c-ares), UDP, a stats client, SIGUSR1,
 SIGHUP with sd_notify to a socket of its own, SIGTERM and the drain. Then expands
 the unit's SystemCallFilter= lines with `systemd-analyze syscall-filter` (the local
@@ -89,7 +91,7 @@ def exchange(port, payload):
 def drive(pid, ip_port, dns_port, udp_port, stats_socket):
     """What an edge node does to a forwarder, each step checked."""
     exchange(ip_port, b"x" * 100)
-    exchange(ip_port, os.urandom(64 << 20))   # long enough for auto to move it to splice
+    exchange(ip_port, os.urandom(64 << 20))   # a bulk stream through the splice path
     exchange(dns_port, b"y" * 100)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
         c.settimeout(5)
@@ -135,7 +137,7 @@ target = "127.0.0.1:{udp.getsockname()[1]}"
         trace = os.path.join(tmp, "trace")
         env = dict(os.environ, NOTIFY_SOCKET=os.path.join(tmp, "notify.sock"))
         # -I1: strace blocks no signal, so the test's signals reach the forwarder itself.
-        tracer = subprocess.Popen(["strace", "-f", "-qq", "-I1", "-o", trace, BINARY, "--config", config],
+        tracer = subprocess.Popen(["strace", "-f", "-qq", "-I1", "-o", trace, BINARY, "--config", config, "--relay", "splice"],
                                   env=env, stderr=subprocess.DEVNULL)
         pid = None
         try:

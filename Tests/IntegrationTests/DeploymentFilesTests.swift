@@ -100,7 +100,8 @@ import TestSupport
     }
 
     /// deploy/check-syscall-filter.py: the debug binary under strace through start-up,
-    /// both TCP relay paths, a DNS-named target, UDP, a stats client, SIGUSR1, SIGHUP
+    /// the splice path (forced, so a splice call is certain under strace's slowness),
+    /// a DNS-named target, UDP, a stats client, SIGUSR1, SIGHUP
     /// with sd_notify, SIGTERM; every call it made is in the unit's filter.
     @Test
     func syscallFilterAllowsEveryCallTheForwarderMakes() throws {
