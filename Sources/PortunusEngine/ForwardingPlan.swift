@@ -125,7 +125,10 @@ public struct ForwardingPlan: Sendable {
                               rulePreferIPv6: config.rules.map(\.preferIPv6),
                               endpointPrelude: endpointPrelude, ruleIdleTimeoutMs: idle,
                               ruleAcceptProxy: config.rules.map { $0.proto == .tcp ? $0.acceptProxy : nil },
-                              ruleAcceptProxyTimeoutMs: config.rules.map { Int($0.acceptProxyTimeout.components.seconds) * 1000 },
+                              ruleAcceptProxyTimeoutMs: config.rules.map { rule in
+                                  let (seconds, attoseconds) = rule.acceptProxyTimeout.components
+                                  return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+                              },
                               endpointPreludeOptions: endpointOptions)
     }
 }

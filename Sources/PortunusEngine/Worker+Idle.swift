@@ -8,7 +8,8 @@ import PortunusRing
 /// the shortest timeout (100 ms to 5 s), a connection is closed between 1× and 1.25×
 /// its timeout after its last byte.
 extension Worker {
-    /// The sweep period for the plan, or nil when no rule has an idle timeout.
+    /// The sweep period for the plan, or nil when no rule has an idle timeout or takes
+    /// an inbound PROXY header (whose time box the sweep enforces too).
     static func idleSweepMs(_ plan: ForwardingPlan) -> Int? {
         // Inbound PROXY headers' time boxes are swept the same way.
         let boxes = zip(plan.ruleAcceptProxy, plan.ruleAcceptProxyTimeoutMs).compactMap { $0 == nil ? nil : $1 }

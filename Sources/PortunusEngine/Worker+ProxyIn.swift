@@ -57,6 +57,12 @@ extension Worker {
     /// client gone or failing first: rejected.
     private func stillReading(_ slot: Int32, _ result: Int32) -> Bool {
         guard slab[slot].state == .readingProxyHeader else { return false }
+        if result == 0 && slab[slot].inboundConsumed == 0 {
+            // Connected and closed without a byte: a load balancer's TCP health check.
+            // Closed quietly (FIN), not counted or logged as a refused header.
+            close(slot, reset: false)
+            return false
+        }
         guard result > 0 else {
             rejectProxyHeader(slot, result == 0 ? "the client closed before its PROXY header was complete"
                                                 : "\(SystemError("recv", result: result))")
@@ -106,17 +112,23 @@ extension Worker {
     }
 
     /// Resets the client, counts and logs (rate-limited) why. Nothing was dialled.
-    func rejectProxyHeader(_ slot: Int32, _ reason: String) {
+    func rejectProxyHeader(_ slot: Int32, _ reason: @autoclosure () -> String) {
         let rule = Int(slab[slot].rule)
         counters.add(.proxyInRejected, rule: rule, 1)
         if let suppressed = failureLog.admit(.proxyInRejected, rule: rule) {
             let peer = io.peerAddress(slab[slot].client).map { "\($0)" } ?? "gone"
             logger.warning("PROXY header refused; client reset", metadata: [
-                "event": "rule.proxy_in_rejected", "rule": "\(setup.plan.ruleNames[rule])", "reason": "\(reason)",
+                "event": "rule.proxy_in_rejected", "rule": "\(setup.plan.ruleNames[rule])", "reason": "\(reason())",
                 "peer": "\(peer)", "suppressed": .stringConvertible(suppressed),
             ])
         }
         close(slot, reset: true)
+    }
+
+    /// On stop: a client still sending its header has sent no payload and will not be
+    /// served now; it is reset at once rather than held for the drain budget.
+    func cutProxyHeaderReaders() {
+        for slot in 0..<slab.highWater where slab[slot].state == .readingProxyHeader { close(slot, reset: true) }
     }
 
     /// Readers waiting longer than their rule's time box are rejected (from the idle sweep).

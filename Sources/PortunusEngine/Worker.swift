@@ -433,6 +433,7 @@ enum WorkerLayout {
         } else {
             retiring = false
             if control.cutRequested { onDrainExpired(onlyDroppedPorts: false); return }
+            if setup.plan.acceptsProxy { cutProxyHeaderReaders() }
             if slab.inUse > 0 { armDrain(DrainScope.all) }
         }
     }

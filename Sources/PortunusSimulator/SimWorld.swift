@@ -377,6 +377,21 @@ final class SimWorld {
             }
             if c.connectionsActive != 0 { fail("rule \(rule): conns_active is \(c.connectionsActive) after the run") }
         }
+        // Only a bad or unfinished header is refused: without a stop or a reload (which
+        // cut slow readers), every client that sent its whole good header and did not
+        // reset itself was read and served.
+        if acceptProxy && stopAt == .max && retireAt == .max {
+            var refused: UInt64 = 0
+            for rule in plan.ruleNames.indices {
+                var c = RuleCounters()
+                counters.add(into: &c, rule: rule)
+                refused += c.proxyInRejected
+            }
+            let allowed = clients.filter { badHeader[$0.id!] || $0.resetBySelf || $0.sent < $0.preamble.count }.count
+            if refused > UInt64(allowed) {
+                fail("\(refused) PROXY headers refused, but only \(allowed) clients sent a bad or unfinished one")
+            }
+        }
         // A connection nobody reset, refused or cut (no idle timeout, no drain, no
         // failed dial) delivered everything both ways.
         guard !idleTimeouts else { return }

@@ -180,6 +180,10 @@ import Glibc
             ("oversized", oversized + [UInt8](repeating: 0, count: 100), false),
             ("wrong version", Array("PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n".utf8), false),
         ]
+        // A load balancer's TCP health check: connected and closed without a byte. Not a
+        // refused header (not counted below), and closed with a FIN.
+        let check = try TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 5)
+        check.close()
         for (name, bytes, closeAfter) in cases {
             let client = try TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 5)
             try client.sendAll(bytes + (closeAfter ? [] : Array("payload".utf8)))
@@ -205,5 +209,23 @@ import Glibc
         #expect(result.stderr.contains("proxy_in_rejected=5"), "\(result.stderr.suffix(2500))")
         #expect(result.stderr.contains("bytes_in=0 bytes_out=0"))
         #expect(result.stderr.contains("event=rule.proxy_in_rejected"))
+    }
+
+    /// A stop does not wait its drain budget for a client still sending its header: no
+    /// payload has moved, and it will not be served now.
+    @Test func aStopCutsClientsStillSendingTheirHeader() throws {
+        let backend = try TestBackend(.echo)
+        let listen = freePort()
+        let config = Self.config(listen: listen, accept: "v1", target: backend.port, outbound: nil)
+            .replacingOccurrences(of: "shutdown_drain_secs = 1", with: "shutdown_drain_secs = 60")
+        let forwarder = try ForwarderProcess(config: config)
+        let client = try TestSocket.connect("127.0.0.1", listen, receiveTimeoutSecs: 10)
+        try client.sendAll(Array("PROXY TCP4 192.0.2.1".utf8))
+        usleep(200_000)
+        let stopping = Date()
+        let result = forwarder.stop(timeoutSecs: 20)
+        #expect(result.exitCode == 0)
+        #expect(Date().timeIntervalSince(stopping) < 5, "the stop waited for the header reader")
+        #expect(backend.accepted == 0)
     }
 }
