@@ -9,20 +9,14 @@ extension ConfigParser {
     /// value is not judged as well: one fix, one line. `proto` nil (an invalid
     /// protocol) judges the value alone.
     func parseAcceptProxy(_ reader: TableReader, proto: TransportProtocol?, onUDP: String) -> AcceptProxy? {
-        guard let value = reader.value("accept_proxy") else { return nil }
+        guard reader.has("accept_proxy") else { return nil }
         if proto == .udp {
             reader.sink.report(ConfigDiagnostic.Code.acceptProxyInvalid, reader.scope, key: "accept_proxy",
                                "PROXY on the way in is TCP only (a PROXY header never precedes a UDP "
                                    + "datagram here); \(onUDP)")
             return nil
         }
-        guard let text = value.string, let mode = AcceptProxy(rawValue: text) else {
-            let shown = value.string.map { quoted($0) } ?? value.typeDescription
-            reader.sink.report(ConfigDiagnostic.Code.acceptProxyInvalid, reader.scope, key: "accept_proxy",
-                               "\(shown) is not one of \(AcceptProxy.choices)")
-            return nil
-        }
-        return mode
+        return reader.choice("accept_proxy", code: ConfigDiagnostic.Code.acceptProxyInvalid, anyType: true)
     }
 
     /// `accept_proxy_timeout_secs` in seconds, within 1...3600 (`value_out_of_range`

@@ -131,20 +131,14 @@ extension ConfigParser {
     /// the key itself is `proxy_protocol_on_unsupported_rule`. The value of a
     /// key that must be removed is not judged as well: one fix, one line.
     private func parseProxyProtocol(_ reader: TableReader, proto: TransportProtocol?) -> ProxyProtocolVersion? {
-        guard let value = reader.value("proxy_protocol") else { return nil }
+        guard reader.has("proxy_protocol") else { return nil }
         if proto == .udp {
             reader.sink.report(ConfigDiagnostic.Code.proxyProtocolOnUnsupportedRule, reader.scope,
                                key: "proxy_protocol",
                                "PROXY protocol is TCP only; remove proxy_protocol from the targets of this UDP rule")
             return nil
         }
-        guard let text = value.string, let version = ProxyProtocolVersion(rawValue: text) else {
-            let shown = value.string.map { quoted($0) } ?? value.typeDescription
-            reader.sink.report(ConfigDiagnostic.Code.proxyProtocolInvalid, reader.scope, key: "proxy_protocol",
-                               "\(shown) is not one of \(ProxyProtocolVersion.choices)")
-            return nil
-        }
-        return version
+        return reader.choice("proxy_protocol", code: ConfigDiagnostic.Code.proxyProtocolInvalid, anyType: true)
     }
 
     /// `proxy_protocol_tlvs`, `proxy_protocol_unique_id`, `proxy_protocol_crc32c`: each

@@ -108,9 +108,14 @@ struct TableReader {
         return int
     }
 
-    /// A string naming one case of `E`; other strings are reported with `code`.
-    func choice<E: RawRepresentable & CaseIterable>(_ key: String, code: String) -> E?
+    /// A string naming one case of `E`; other strings are reported with `code`, and so,
+    /// with `anyType`, is a value that is not a string at all (else `wrong_type`).
+    func choice<E: RawRepresentable & CaseIterable>(_ key: String, code: String, anyType: Bool = false) -> E?
         where E.RawValue == String {
+        if anyType, let value = value(key), value.string == nil {
+            sink.report(code, scope, key: key, "\(value.typeDescription) is not one of \(E.choices)")
+            return nil
+        }
         guard let text = string(key) else { return nil }
         guard let value = E(rawValue: text) else {
             sink.report(code, scope, key: key, "\(quoted(text)) is not one of \(E.choices)")

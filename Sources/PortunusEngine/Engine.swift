@@ -277,8 +277,6 @@ public final class Engine: @unchecked Sendable {
     /// Every worker thread has ended (`wait()` then returns at once). Any thread.
     public var hasEnded: Bool { ended.count.load(ordering: .acquiring) == settings.workers }
 
-    /// Connections open now, over every worker.
-    public var openConnections: UInt64 { counters().reduce(0) { $0 + $1.connectionsActive } }
 
     /// Waits until every worker has ended, then releases the wake-up fds.
     public func wait() {

@@ -30,7 +30,7 @@ extension Worker {
         }
         let version = setup.plan.endpointPrelude[Int(endpoint)]!
         let options = setup.plan.endpointPreludeOptions[Int(endpoint)]
-        let id = connectionID(slot)
+        let id = options.uniqueID ? connectionID(slot) : (0, 0)
         let tlvs = inbound.map { options.passTLVs ? $0.tlvs : 0..<0 } ?? 0..<0
         // Ownership: the bytes at slot × stride belong to this slot alone, and are written
         // only here, when no prelude send of the slot is in flight (the first attempt,

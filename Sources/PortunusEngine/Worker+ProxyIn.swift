@@ -85,18 +85,18 @@ extension Worker {
         if length > 0 && slab[slot].inboundConsumed == length { proxyHeaderRead(slot) } else { readProxyHeader(slot) }
     }
 
-    /// The whole header is in: check it is one the rule takes, then dial as usual.
+    /// The whole header is in: check it is one the rule takes, then dial as usual. The
+    /// reader said `.complete` only for a header ``ProxyHeader/decodeInbound(_:)``
+    /// accepts, so it is not decoded again here: its first byte tells the version
+    /// (v1 begins `PROXY `, v2 with its binary signature).
     private func proxyHeaderRead(_ slot: Int32) {
         let rule = Int(slab[slot].rule)
-        let decoded = inboundHeader(slot)
-        guard let header = decoded else {
-            rejectProxyHeader(slot, "the PROXY header does not decode")
-            return
-        }
-        switch (setup.plan.ruleAcceptProxy[rule], header.version) {
+        let first = preludes.withMutableBytes(offset: inboundOffset(slot), length: 1) { $0[0] }
+        let version: ProxyVersion = first == UInt8(ascii: "P") ? .v1 : .v2
+        switch (setup.plan.ruleAcceptProxy[rule], version) {
         case (.any?, _), (.v1?, .v1), (.v2?, .v2): break
         default:
-            rejectProxyHeader(slot, "a PROXY \(header.version) header, but accept_proxy = \"\(setup.plan.ruleAcceptProxy[rule]?.rawValue ?? "off")\"")
+            rejectProxyHeader(slot, "a PROXY \(version) header, but accept_proxy = \"\(setup.plan.ruleAcceptProxy[rule]?.rawValue ?? "off")\"")
             return
         }
         connectionEvent(slot, .start(failedTargets: failedTargets(Int(slab[slot].listener))))
@@ -151,15 +151,16 @@ extension Worker {
     /// logs): the worker's random key mixed with the connection's serial number.
     func connectionID(_ slot: Int32) -> (UInt64, UInt64) {
         let serial = slab[slot].serial
-        return (Self.mix(idKey.0 ^ serial), Self.mix(idKey.1 ^ serial ^ UInt64(setup.index) << 48))
+        return (splitMix64(idKey.0 ^ serial), splitMix64(idKey.1 ^ serial ^ UInt64(setup.index) << 48))
     }
+}
 
-    /// splitmix64's finaliser.
-    @inline(__always)
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// splitmix64's finaliser: a bijection of 64-bit words that spreads nearby inputs
+/// apart (connection ids here; the simulator's seeds).
+@_spi(Simulation) @inline(__always)
+public func splitMix64(_ value: UInt64) -> UInt64 {
+    var z = value &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
 }

@@ -2,6 +2,7 @@ import Glibc
 import Logging
 import PortunusConfig
 import PortunusEngine
+import PortunusStats
 
 /// The Prometheus endpoint: `GET /metrics` over HTTP/1.1 on a thread of its own, so a
 /// scrape (reading the counters, building the text) never runs on a worker's ring.
@@ -34,20 +35,18 @@ public final class MetricsServer: @unchecked Sendable {
     private let logger: Logger
     private let budgetMs: Int
     private let listenFD: Int32
-    private let wakeFD: Int32
-    private let wakeWriteFD: Int32
+    private let wake: WakePipe
     private var thread: pthread_t?
 
     private init(address: ListenAddress, exporter: MetricsExporter, snapshot: @escaping @Sendable () -> MetricsSnapshot,
-                 logger: Logger, budgetMs: Int, listenFD: Int32, wakeFD: Int32, wakeWriteFD: Int32) {
+                 logger: Logger, budgetMs: Int, listenFD: Int32, wake: WakePipe) {
         self.address = address
         self.budgetMs = budgetMs
         self.exporter = exporter
         self.snapshot = snapshot
         self.logger = logger
         self.listenFD = listenFD
-        self.wakeFD = wakeFD
-        self.wakeWriteFD = wakeWriteFD
+        self.wake = wake
     }
 
     /// Binds `address` and starts serving, logging `standalone.metrics_listening`; nil
@@ -59,15 +58,15 @@ public final class MetricsServer: @unchecked Sendable {
                              clientBudgetMs: Int = MetricsServer.clientBudgetMs,
                              snapshot: @escaping @Sendable () -> MetricsSnapshot) -> MetricsServer? {
         let listenFD: Int32
-        var wake: [Int32] = [-1, -1]
+        let wake: WakePipe
         do throws(MetricsSocket.Failure) {
             listenFD = try MetricsSocket.listen(address)
-            guard pipe(&wake) == 0 else {
+            guard let pipe = WakePipe.make() else {
                 let error = MetricsSocket.Failure("pipe")
                 close(listenFD)
                 throw error
             }
-            for fd in wake { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            wake = pipe
         } catch {
             logger.error("metrics endpoint not served", metadata: [
                 "event": "standalone.metrics_failed", "address": "\(address)", "error": "\(error)",
@@ -75,7 +74,7 @@ public final class MetricsServer: @unchecked Sendable {
             return nil
         }
         let server = MetricsServer(address: address, exporter: exporter, snapshot: snapshot, logger: logger,
-                                   budgetMs: clientBudgetMs, listenFD: listenFD, wakeFD: wake[0], wakeWriteFD: wake[1])
+                                   budgetMs: clientBudgetMs, listenFD: listenFD, wake: wake)
         server.thread = spawnThread { server.serve() }
         logger.info("metrics endpoint listening", metadata: [
             "event": "standalone.metrics_listening", "address": "\(address)", "path": "/metrics",
@@ -87,19 +86,15 @@ public final class MetricsServer: @unchecked Sendable {
     /// (a client being served is dropped at once). Safe to call more than once.
     public func stop() {
         guard let thread else { return }
-        var one: UInt8 = 1
-        _ = write(wakeWriteFD, &one, 1)
-        pthread_join(thread, nil)
+        wake.stop(thread)
         self.thread = nil
-        close(wakeFD)
-        close(wakeWriteFD)
     }
 
     // MARK: the server thread
 
     private func serve() {
         while true {
-            var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+            var fds = [pollfd(fd: wake.readFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
             if poll(&fds, 2, -1) < 0 {
                 if errno == EINTR { continue }
@@ -207,7 +202,7 @@ public final class MetricsServer: @unchecked Sendable {
         while true {
             let left = deadline - monotonicMs()
             guard left > 0 else { return .timedOut }
-            var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0), pollfd(fd: fd, events: events, revents: 0)]
+            var fds = [pollfd(fd: wake.readFD, events: Int16(POLLIN), revents: 0), pollfd(fd: fd, events: events, revents: 0)]
             let rc = poll(&fds, 2, Int32(clamping: left))
             if rc < 0 && errno == EINTR { continue }
             if rc < 0 || fds[0].revents != 0 { return .stop }
@@ -222,7 +217,7 @@ public final class MetricsServer: @unchecked Sendable {
     }
 
     private func sleepMs(_ ms: Int) {
-        var fds = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        var fds = [pollfd(fd: wake.readFD, events: Int16(POLLIN), revents: 0)]
         _ = poll(&fds, 1, Int32(ms))
     }
 }

@@ -1,3 +1,4 @@
+@_spi(Simulation) import PortunusEngine
 /// A FIFO of bytes: appended at the tail, consumed from the head.
 struct ByteQueue {
     private var storage: [UInt8] = []
@@ -36,10 +37,7 @@ public struct SimRandom: Sendable {
     /// Nearby seeds (1, 2, 3...) give unrelated sequences: the seed is mixed first
     /// (splitmix64's finaliser), and the state is never zero.
     public init(seed: UInt64) {
-        var z = seed &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        state = (z ^ (z >> 31)) | 1
+        state = splitMix64(seed) | 1
     }
     public mutating func next() -> UInt64 {
         state ^= state >> 12; state ^= state << 25; state ^= state >> 27

@@ -40,21 +40,19 @@ public final class StatsServer: @unchecked Sendable {
     private let current: Mutex<StatsDocuments>
     private let logger: Logger
     private let listenFD: Int32
-    private let wakeFD: Int32
-    private let wakeWriteFD: Int32
+    private let wake: WakePipe
     private var clients: [Client] = []
     private var thread: pthread_t?
     private var acceptPausedUntilMs: UInt64 = 0
     /// The socket file we bound (device, inode): removed at exit only if it is still ours.
     private var boundFile: (dev_t, ino_t)?
 
-    private init(path: String, documents: StatsDocuments, logger: Logger, listenFD: Int32, wakeFD: Int32, wakeWriteFD: Int32) {
+    private init(path: String, documents: StatsDocuments, logger: Logger, listenFD: Int32, wake: WakePipe) {
         self.path = path
         current = Mutex(documents)
         self.logger = logger
         self.listenFD = listenFD
-        self.wakeFD = wakeFD
-        self.wakeWriteFD = wakeWriteFD
+        self.wake = wake
     }
 
     /// Binds `path` and starts serving; nil when the socket cannot be set up (logged:
@@ -68,15 +66,13 @@ public final class StatsServer: @unchecked Sendable {
             return nil
         }
         // stop() writes a byte to this pipe; the server thread polls its other end.
-        var wake: [Int32] = [-1, -1]
-        guard pipe(&wake) == 0 else {
+        guard let wake = WakePipe.make() else {
             logger.error("stats socket not served", metadata: ["event": "stats_socket_bind_failed", "path": "\(path)", "error": "pipe: errno \(errno)"])
             close(listenFD)
             unlink(path)
             return nil
         }
-        for fd in wake { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let server = StatsServer(path: path, documents: documents, logger: logger, listenFD: listenFD, wakeFD: wake[0], wakeWriteFD: wake[1])
+        let server = StatsServer(path: path, documents: documents, logger: logger, listenFD: listenFD, wake: wake)
         var info = stat()
         if lstat(path, &info) == 0 { server.boundFile = (info.st_dev, info.st_ino) }
         server.thread = spawnThread { server.serve() }
@@ -96,12 +92,8 @@ public final class StatsServer: @unchecked Sendable {
     /// Stops serving: every client is closed and the socket file removed before this returns.
     public func stop() {
         guard let thread else { return }
-        var one: UInt8 = 1
-        _ = write(wakeWriteFD, &one, 1)
-        pthread_join(thread, nil)
+        wake.stop(thread)
         self.thread = nil
-        close(wakeFD)
-        close(wakeWriteFD)
     }
 
     struct SetupError: Error { let reason: String }
@@ -178,7 +170,7 @@ public final class StatsServer: @unchecked Sendable {
                 waitMs = waitMs < 0 ? ms : min(waitMs, ms)
             }
             fds.removeAll(keepingCapacity: true)
-            fds.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+            fds.append(pollfd(fd: wake.readFD, events: Int16(POLLIN), revents: 0))
             // A negative fd is skipped by poll: the listener while accepting is paused.
             fds.append(pollfd(fd: acceptPausedUntilMs > now ? -1 : listenFD, events: Int16(POLLIN), revents: 0))
             for client in clients {

@@ -85,6 +85,14 @@ import Glibc
         targets = [ { host = "127.0.0.1", port = \(receiver.port), proxy_protocol = "v2", proxy_protocol_unique_id = true, proxy_protocol_crc32c = true } ]
 
         """
+        // The oracle checks CRC32Cs: a header whose checksum is off gets no answer from it.
+        var bad = try ProxyHeader.encodeV2(source: ProxyAddress(ipv4: (192, 0, 2, 1), port: 1),
+                                           destination: ProxyAddress(ipv4: (192, 0, 2, 2), port: 2), crc32c: true).get()
+        bad[bad.count - 1] ^= 0xFF
+        let direct = try TestSocket.connect("127.0.0.1", receiver.port, receiveTimeoutSecs: 10)
+        try direct.sendAll(bad)
+        let refused = (try? Self.request(direct)) ?? ""
+        #expect(!refused.contains("200"), "HAProxy answered a header with a wrong CRC32C: \(refused)")
         let forwarder = try ForwarderProcess(config: config, arguments: ["--log-level", "debug"])
         let client4 = ProxyAddress(ipv4: (203, 0, 113, 7), port: 40000), server4 = ProxyAddress(ipv4: (198, 51, 100, 1), port: 443)
         let header = try ProxyHeader.encodeV2(source: client4, destination: server4,
